@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as _linalg
 from scipy.linalg import blas as _blas
+from scipy.linalg import lapack as _lapack
 
 from ._validate import as_rng, describe, finite_array, positive_int
 from .cells import Cell
@@ -42,15 +43,15 @@ __all__ = [
 # The QR then loses accuracy in the slowest column's R_ii:
 #   Householder QR (columnwise backward stable): relative error ~ eps * cond;
 #   Cholesky QR (Gram matrix, BLAS-3 only, ~2.5x faster here): ~ eps * cond^2.
-# Both limits below keep that error under 1e-9 per QR, far below the statistical error of any
+# Both limits below keep that error under 1e-8 per QR, far below the statistical error of any
 # feasible run (a standard error ~ 1/sqrt(T) >= 1e-3 per step at T <= 1e6).
-_ACCURACY = 1e-9
+_ACCURACY = 1e-8
 _EPS = float(np.finfo(np.float64).eps)
-_HOUSEHOLDER_LOG_COND = math.log(_ACCURACY / _EPS)  # 15.3 nats
-_CHOLESKY_LOG_COND = _HOUSEHOLDER_LOG_COND / 2.0  # 7.6 nats
+_HOUSEHOLDER_LOG_COND = math.log(_ACCURACY / _EPS)  # 17.6 nats
+_CHOLESKY_LOG_COND = _HOUSEHOLDER_LOG_COND / 2.0  # 8.8 nats
 # Cost of one QR in units of one step's P x P matmul, as measured by `python -m gradsim.bench`
-# style timings with OpenBLAS on one thread (scipy's geqrf+orgqr ~4x, syrk+potrf+trsm ~1.7x).
-_QR_COST = {"householder": 4.0, "cholesky": 1.7}
+# style timings with OpenBLAS on one thread (geqrf + trsm ~3x, syrk + potrf + trsm ~1.7x).
+_QR_COST = {"householder": 3.0, "cholesky": 1.7}
 # Largest growth or decay (nats) of any column between QRs, far from float64's +-709.
 _MAX_LOG_SCALE = 200.0
 _MAX_INTERVAL = 32
@@ -260,11 +261,26 @@ def _qr(matrix, kernel: str = "householder"):
             r = _linalg.cholesky(gram, lower=False, check_finite=False, overwrite_a=True)
         except np.linalg.LinAlgError:
             r = None
-        if r is not None:
-            diag = np.abs(np.diagonal(r))
-            if diag.min() > 0 and math.log(diag.max() / diag.min()) <= _CHOLESKY_LOG_COND + 1.0:
-                return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
-    return _linalg.qr(matrix, mode="economic", check_finite=False)
+        if r is not None and _log_spread(r) <= _CHOLESKY_LOG_COND + 1.0:
+            return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
+    # Householder R, then Q = A R^-1 by a triangular solve (BLAS-3), which is cheaper than
+    # forming Q from the reflectors. Q's loss of orthogonality, ~eps * cond, does not enter
+    # the accumulated R (A_t = Q_t R_t holds to rounding whatever Q_t is), so it is harmless
+    # while cond is bounded; a near-singular R (dead units) gets the reflectors' Q instead.
+    k = matrix.shape[1]
+    factors, tau, _, _ = _lapack.dgeqrf(matrix)
+    r = np.triu(factors[:k])
+    if _log_spread(r) <= _HOUSEHOLDER_LOG_COND + 1.0:
+        return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
+    q, _, _ = _lapack.dorgqr(factors[:, :k], tau)
+    return q, r
+
+
+def _log_spread(r):
+    """log(max|R_ii| / min|R_ii|), +inf for a singular R: a lower bound of log cond(R)."""
+    diag = np.abs(np.diagonal(r))
+    low = diag.min()
+    return math.log(diag.max() / low) if low > 0 else math.inf
 
 
 @dataclass(frozen=True)
