@@ -6,7 +6,9 @@ the GFLOP/s of the full Jacobian product and of the full Lyapunov spectrum, with
 and the time of ``gradient_norms`` over a long horizon.
 
 The flop count of a step is the matmul's, 2 P^3 for a P x P product, for all three rates:
-the spectrum's rate is an *effective* rate (same work counted, more time taken).
+the spectrum's rate is an *effective* rate (same work counted, more time taken). ``spread``
+is the gap between the largest and smallest Lyapunov exponent per step (nats): the wider it is,
+the more often the frame must be re-orthonormalised (see ``gradsim.products``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,18 @@ def _matmul_rate(size: int, steps: int, repeats: int) -> float:
     return 2.0 * size**3 * steps / _best_time(run, repeats) / 1e9
 
 
-def _cell(kind: str, n_hidden: int):
-    if kind == "rnn":
-        return make_cell("rnn", n_hidden, 8, init="gaussian", gain=1.0, activation="tanh", rng=1)
-    return make_cell("lstm", n_hidden, 8, init="pytorch", rng=1)
+# (cell kind, initialisation, make_cell keywords). The initialisation matters for the spectrum:
+# it sets the per-step spread of growth rates, hence how often the frame must be re-orthonormalised.
+CASES = (
+    ("rnn", "gaussian", dict(init="gaussian", gain=1.0, activation="tanh")),
+    ("rnn", "orthogonal", dict(init="orthogonal", gain=1.0, activation="tanh")),
+    ("lstm", "pytorch", dict(init="pytorch")),
+    ("lstm", "orthogonal", dict(init="orthogonal", forget_bias=1.0)),
+)
+
+
+def _cell(kind: str, n_hidden: int, keywords: dict):
+    return make_cell(kind, n_hidden, 8, rng=1, **keywords)
 
 
 def run(quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
@@ -65,22 +75,27 @@ def run(quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
         )
         print(f"BLAS: {blas}", file=out)
         print(
-            f"{'cell':5} {'N':>4} {'P':>4} {'T':>5} {'matmul':>8} {'product':>8} {'prod/mm':>8} "
-            f"{'spectrum':>9} {'spec/prod':>9}   (GFLOP/s; time ratios)",
+            f"{'cell':5} {'init':10} {'N':>4} {'P':>4} {'T':>5} {'matmul':>8} {'product':>8} "
+            f"{'prod/mm':>8} {'spectrum':>9} {'spec/prod':>9} {'spread':>7}",
             file=out,
         )
-        for kind in ("rnn", "lstm"):
+        for kind, init, keywords in CASES:
             for n in sizes:
-                cell = _cell(kind, n)
+                cell = _cell(kind, n, keywords)
                 size = cell.state_size
                 for horizon in horizons:
                     inputs = np.random.default_rng(2).standard_normal((horizon, cell.n_input))
                     flops = 2.0 * size**3 * horizon
-                    mm = _matmul_rate(size, horizon, repeats)
-                    t_prod = _best_time(lambda: jacobian_product(cell, inputs), repeats)
-                    t_spec = _best_time(lambda: lyapunov_spectrum(cell, inputs), repeats)
+                    # One repeat for runs of more than ~1 s: their noise is already averaged.
+                    reps = repeats if flops < 5e10 else 1
+                    mm = _matmul_rate(size, horizon, reps)
+                    t_prod = _best_time(lambda: jacobian_product(cell, inputs), reps)
+                    spectrum = []
+                    t_spec = _best_time(lambda: spectrum.append(lyapunov_spectrum(cell, inputs)), reps)
+                    exponents = spectrum[-1].exponents
                     row = dict(
-                        cell=kind, n_hidden=n, size=size, steps=horizon,
+                        cell=kind, init=init, n_hidden=n, size=size, steps=horizon,
+                        spread=float(exponents[0] - exponents[-1]),
                         matmul_gflops=mm, product_gflops=flops / t_prod / 1e9,
                         spectrum_gflops=flops / t_spec / 1e9,
                         product_time=t_prod, spectrum_time=t_spec,
@@ -89,13 +104,14 @@ def run(quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
                     row["spectrum_over_product"] = t_spec / t_prod
                     rows.append(row)
                     print(
-                        f"{kind:5} {n:4d} {size:4d} {horizon:5d} {mm:8.1f} {row['product_gflops']:8.1f} "
-                        f"{row['product_over_matmul']:8.2f} {row['spectrum_gflops']:9.1f} "
-                        f"{row['spectrum_over_product']:9.2f}",
+                        f"{kind:5} {init:10} {n:4d} {size:4d} {horizon:5d} {mm:8.1f} "
+                        f"{row['product_gflops']:8.1f} {row['product_over_matmul']:8.2f} "
+                        f"{row['spectrum_gflops']:9.1f} {row['spectrum_over_product']:9.2f} "
+                        f"{row['spread']:7.2f}",
                         file=out,
                     )
         n = sizes[-1]
-        cell = _cell("rnn", n)
+        cell = _cell("rnn", n, CASES[0][2])
         inputs = np.random.default_rng(3).standard_normal((long_horizon, cell.n_input))
         t_grad = _best_time(lambda: gradient_norms(cell, inputs), 1)
         print(

@@ -15,6 +15,7 @@ cell for the same t, because :func:`gradient_norms` calls it again on the way ba
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -251,7 +252,8 @@ def _qr(matrix, kernel: str = "householder"):
 
     The Cholesky kernel (R = chol(A^T A), Q = A R^-1) is used only where :func:`_plan` predicts
     a condition number it handles; if the factorisation fails or R's diagonal shows a larger
-    spread than predicted, the Householder kernel redoes it.
+    spread than predicted, the Householder kernel redoes it. ``kernel="reflectors"`` forms Q
+    from the Householder reflectors: orthonormal to rounding whatever the conditioning.
     """
     if matrix.ndim != 2:
         return np.linalg.qr(matrix)
@@ -268,12 +270,22 @@ def _qr(matrix, kernel: str = "householder"):
     # the accumulated R (A_t = Q_t R_t holds to rounding whatever Q_t is), so it is harmless
     # while cond is bounded; a near-singular R (dead units) gets the reflectors' Q instead.
     k = matrix.shape[1]
-    factors, tau, _, _ = _lapack.dgeqrf(matrix)
+    factors, tau, _, _ = _lapack.dgeqrf(matrix, lwork=_workspace("geqrf", matrix.shape))
     r = np.triu(factors[:k])
-    if _log_spread(r) <= _HOUSEHOLDER_LOG_COND + 1.0:
+    if kernel != "reflectors" and _log_spread(r) <= _HOUSEHOLDER_LOG_COND + 1.0:
         return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
-    q, _, _ = _lapack.dorgqr(factors[:, :k], tau)
+    q, _, _ = _lapack.dorgqr(factors[:, :k], tau, lwork=_workspace("orgqr", (matrix.shape[0], k)))
     return q, r
+
+
+@functools.lru_cache(maxsize=64)
+def _workspace(routine: str, shape) -> int:
+    """LAPACK's optimal workspace; the f2py default (the minimum) runs the unblocked, BLAS-2
+    algorithm, several times slower than the blocked one."""
+    probe = np.zeros(shape)
+    if routine == "geqrf":
+        return max(1, int(_lapack.dgeqrf(probe, lwork=-1)[2][0]))
+    return max(1, int(_lapack.dorgqr(probe, np.zeros(shape[1]), lwork=-1)[1][0]))
 
 
 def _log_spread(r):
@@ -537,7 +549,9 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         q = jac @ q
         pending += 1
         if pending >= interval or (t + 1) in wanted:
-            q, log_rows, v, log_r = _absorb(q, log_rows, v, kernel)
+            # Where singular values are read off, Q must be orthonormal to rounding.
+            use = "reflectors" if (t + 1) in wanted else kernel
+            q, log_rows, v, log_r = _absorb(q, log_rows, v, use)
             interval, kernel = _plan(log_r, pending)
             pending = 0
         if (t + 1) in wanted:
