@@ -324,8 +324,10 @@ def lyapunov_spectrum(
 
     A k-column orthonormal frame is pushed forward, :math:`Q \leftarrow J_t Q`, and
     re-orthonormalised by QR; the exponents are the time averages of :math:`\log|R_{ii}|`.
-    The QR is done every few steps, adaptively: as often as the last block's spread of growth
-    rates requires to keep the frame's condition number below ~1e5, and at least every 32 steps.
+    The QR is done every few steps, adaptively: the last QR's spread of growth rates predicts
+    how fast the frame's condition number grows, and the next QR comes before rounding could
+    cost more than 1e-8 relative accuracy in any R_ii (at least every 32 steps). Where the
+    spread allows, a Cholesky QR (BLAS-3 only) replaces Householder's.
 
     Parameters
     ----------

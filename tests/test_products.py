@@ -1,7 +1,7 @@
 """Tests of the numeric layer (gradsim/products.py).
 
 Every check compares the library with something computed independently: exact theory
-(THEORY.md sections 3, 4, 6, 7, 9), numpy on the raw Jacobian product, mpmath at high
+(THEORY.md sections 3, 4, 6, 7), numpy on the raw Jacobian product, mpmath at high
 precision, or a plain loop written here. Every tolerance says where it comes from.
 
 Notation as in products.py: s_{t+1} = cell_t.step(s_t, x_t), J_t = d s_t / d s_{t-1},
