@@ -39,20 +39,22 @@ __all__ = [
 ]
 
 # Re-orthonormalisation (Benettin et al. 1980; Geist, Parlitz & Lauterborn 1990). Pushing a
-# frame through m steps before a QR multiplies its condition number by about
-# exp(m * spread), spread being the per-step gap between its fastest and slowest growth rates.
-# The QR then loses accuracy in the slowest column's R_ii:
-#   Householder QR (columnwise backward stable): relative error ~ eps * cond;
-#   Cholesky QR (Gram matrix, BLAS-3 only, ~2.5x faster here): ~ eps * cond^2.
-# Both limits below keep that error under 1e-8 per QR, far below the statistical error of any
-# feasible run (a standard error ~ 1/sqrt(T) >= 1e-3 per step at T <= 1e6).
+# frame through m steps before a QR lets its columns align with the fastest direction: column k
+# keeps only |R_kk| / ||a_k|| of its norm orthogonal to the columns before it, and rounding in
+# the products and in the QR costs relative accuracy ~ eps * ||a_k|| / |R_kk| in R_kk
+# (Householder QR is columnwise backward stable; Higham 2002, ch. 19), ~ its square for a
+# Cholesky QR (Gram matrix; BLAS-3 only, ~2x cheaper here). The "loss" of a block is
+# max_k log(||a_k|| / |R_kk|); it is measured after every QR, a block that lost more than
+# allowed is redone one step at a time, and the next interval is planned from it. The limits
+# keep rounding under 1e-8 relative per QR, far below the statistical error of any feasible
+# run (a standard error ~ 1/sqrt(T) >= 1e-3 per step at T <= 1e6).
 _ACCURACY = 1e-8
 _EPS = float(np.finfo(np.float64).eps)
-_HOUSEHOLDER_LOG_COND = math.log(_ACCURACY / _EPS)  # 17.6 nats
-_CHOLESKY_LOG_COND = _HOUSEHOLDER_LOG_COND / 2.0  # 8.8 nats
-# Cost of one QR in units of one step's P x P matmul, as measured by `python -m gradsim.bench`
-# style timings with OpenBLAS on one thread (geqrf + trsm ~3x, syrk + potrf + trsm ~1.7x).
-_QR_COST = {"householder": 3.0, "cholesky": 1.7}
+_MAX_LOSS = {"householder": math.log(_ACCURACY / _EPS)}  # 17.6 nats
+_MAX_LOSS["cholesky"] = _MAX_LOSS["householder"] / 2.0  # 8.8 nats
+# Cost of one QR in units of one step's P x P matmul, from `python -m gradsim.bench`-style
+# timings with OpenBLAS on one thread (geqrf + trsm ~3x, syrk + potrf + trsm ~2x).
+_QR_COST = {"householder": 3.0, "cholesky": 2.0}
 # Largest growth or decay (nats) of any column between QRs, far from float64's +-709.
 _MAX_LOG_SCALE = 200.0
 _MAX_INTERVAL = 32
@@ -224,58 +226,112 @@ def _log_abs(x):
         return np.log(np.abs(x))
 
 
-def _plan(log_r, pending):
-    """(steps to accumulate before the next QR, QR kernel) from the last QR's growth.
+def _plan(loss_rate: float, log_rate: float):
+    """(steps to accumulate before the next QR, QR kernel).
 
-    ``log_r`` holds log|R_ii| of the last QR, which covered ``pending`` steps. Among the
-    intervals each kernel allows at the target accuracy, take the one with the lowest predicted
-    cost per step, (m + cost of one QR) / m.
+    ``loss_rate`` is the last block's loss per step (nats) and ``log_rate`` its largest
+    |log R_ii| per step. Among the intervals each kernel allows, take the one with the lowest
+    predicted cost per step, (m + cost of one QR) / m.
     """
-    if not np.all(np.isfinite(log_r)):
+    if not (math.isfinite(loss_rate) and math.isfinite(log_rate)):
         return 1, "householder"
-    rates = log_r / pending
-    spread = float(np.max(rates.max(axis=-1) - rates.min(axis=-1)))
     cap = _MAX_INTERVAL
-    scale = float(np.max(np.abs(rates)))
-    if scale > 0:
-        cap = max(1, min(cap, int(_MAX_LOG_SCALE / scale)))
-    best = (np.inf, 1, "householder")
-    for kernel, log_cond in (("householder", _HOUSEHOLDER_LOG_COND), ("cholesky", _CHOLESKY_LOG_COND)):
-        steps = cap if spread <= 0 else min(cap, int(log_cond / spread))
+    if log_rate > 0:
+        cap = max(1, min(cap, int(_MAX_LOG_SCALE / log_rate)))
+    best = (math.inf, 1, "householder")
+    for kernel, limit in _MAX_LOSS.items():
+        steps = cap if loss_rate <= 0 else min(cap, int(limit / loss_rate))
         if steps >= 1:
             best = min(best, ((steps + _QR_COST[kernel]) / steps, steps, kernel))
     return best[1], best[2]
 
 
-def _qr(matrix, kernel: str = "householder"):
-    """Thin QR of ``matrix`` (..., P, k), P >= k.
+def _loss(matrix, r) -> float:
+    """max_k log(||a_k|| / |R_kk|): the accuracy a QR of ``matrix`` costs (see module notes)."""
+    norms = np.linalg.norm(matrix, axis=-2)
+    diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log(norms) - np.log(diag)
+    # A zero column (0/0) carries no information to lose.
+    ratio = np.where(norms == 0, 0.0, ratio)
+    return float(np.max(ratio))
 
-    The Cholesky kernel (R = chol(A^T A), Q = A R^-1) is used only where :func:`_plan` predicts
-    a condition number it handles; if the factorisation fails or R's diagonal shows a larger
-    spread than predicted, the Householder kernel redoes it. ``kernel="reflectors"`` forms Q
-    from the Householder reflectors: orthonormal to rounding whatever the conditioning.
+
+def _qr(matrix, kernel: str = "householder"):
+    """Thin QR of ``matrix`` (..., P, k), P >= k: returns ``(q, r, loss)``.
+
+    ``"cholesky"``: R = chol(A^T A), Q = A R^-1, kept only if its loss is within the Cholesky
+    limit, else redone by Householder. ``"householder"``: Householder R and Q = A R^-1 by a
+    triangular solve, cheaper than forming Q from the reflectors; Q's loss of orthogonality
+    (~eps * cond) does not enter the accumulated R, because A = Q R holds to rounding whatever
+    Q is. Beyond the Householder limit (near-singular R, dead units), and for
+    ``"reflectors"``, Q is formed from the reflectors: orthonormal to rounding.
     """
     if matrix.ndim != 2:
-        return np.linalg.qr(matrix)
+        q, r = np.linalg.qr(matrix)
+        return q, r, _loss(matrix, r)
     if kernel == "cholesky":
         gram = _blas.dsyrk(1.0, matrix, trans=1)
         try:
             r = _linalg.cholesky(gram, lower=False, check_finite=False, overwrite_a=True)
         except np.linalg.LinAlgError:
             r = None
-        if r is not None and _log_spread(r) <= _CHOLESKY_LOG_COND + 1.0:
-            return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
-    # Householder R, then Q = A R^-1 by a triangular solve (BLAS-3), which is cheaper than
-    # forming Q from the reflectors. Q's loss of orthogonality, ~eps * cond, does not enter
-    # the accumulated R (A_t = Q_t R_t holds to rounding whatever Q_t is), so it is harmless
-    # while cond is bounded; a near-singular R (dead units) gets the reflectors' Q instead.
+        if r is not None and np.all(np.diagonal(r) > 0):
+            loss = _loss(matrix, r)
+            if loss <= _MAX_LOSS["cholesky"]:
+                return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r, loss
     k = matrix.shape[1]
     factors, tau, _, _ = _lapack.dgeqrf(matrix, lwork=_workspace("geqrf", matrix.shape))
     r = np.triu(factors[:k])
-    if kernel != "reflectors" and _log_spread(r) <= _HOUSEHOLDER_LOG_COND + 1.0:
-        return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r
+    loss = _loss(matrix, r)
+    # Q = A R^-1 needs every R_kk non-zero (a zero column has R_kk = 0 yet loses nothing).
+    solvable = bool(np.all(np.diagonal(r) != 0))
+    if kernel != "reflectors" and solvable and loss <= _MAX_LOSS["householder"]:
+        return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r, loss
     q, _, _ = _lapack.dorgqr(factors[:, :k], tau, lwork=_workspace("orgqr", (matrix.shape[0], k)))
-    return q, r
+    return q, r, loss
+
+
+class _Frame:
+    """A frame pushed through the Jacobians, re-orthonormalised every few steps.
+
+    ``push`` multiplies the frame by one Jacobian and says whether the planned interval is
+    reached; ``flush`` factors the accumulated block and returns its R factors, earliest
+    first, so that J_m ... J_1 Q_start = Q R_last ... R_first.
+    """
+
+    def __init__(self, frame):
+        self.start = frame
+        self.frame = frame
+        self.block = []
+        self.interval, self.kernel = 1, "householder"
+
+    def push(self, jac) -> bool:
+        self.block.append(jac)
+        self.frame = jac @ self.frame
+        return len(self.block) >= self.interval
+
+    def flush(self, orthonormal: bool = False) -> list:
+        steps = len(self.block)
+        q, r, loss = _qr(self.frame, "reflectors" if orthonormal else self.kernel)
+        factors = [r]
+        loss_rate = loss / steps
+        if steps > 1 and loss > _MAX_LOSS["householder"]:
+            # The dynamics changed within the block and it lost more than allowed: redo it
+            # one step at a time (each single step is as accurate as a QR can make it).
+            q, factors, loss_rate = self.start, [], 0.0
+            for i, jac in enumerate(self.block):
+                last = orthonormal and i == steps - 1
+                q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
+                factors.append(r)
+                loss_rate = max(loss_rate, loss)
+        log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in factors)
+        with np.errstate(invalid="ignore"):
+            log_rate = float(np.max(np.abs(log_r))) / steps
+        self.interval, self.kernel = _plan(loss_rate, log_rate)
+        self.start = self.frame = q
+        self.block = []
+        return factors
 
 
 @functools.lru_cache(maxsize=64)
@@ -286,13 +342,6 @@ def _workspace(routine: str, shape) -> int:
     if routine == "geqrf":
         return max(1, int(_lapack.dgeqrf(probe, lwork=-1)[2][0]))
     return max(1, int(_lapack.dorgqr(probe, np.zeros(shape[1]), lwork=-1)[1][0]))
-
-
-def _log_spread(r):
-    """log(max|R_ii| / min|R_ii|), +inf for a singular R: a lower bound of log cond(R)."""
-    diag = np.abs(np.diagonal(r))
-    low = diag.min()
-    return math.log(diag.max() / low) if low > 0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -366,23 +415,17 @@ def lyapunov_spectrum(
     edges = warmup + np.linspace(0, measured, n_blocks + 1).round().astype(int)
     block_sums = np.zeros((n_blocks,) + problem.batch_shape + (k,))
 
-    frame = np.broadcast_to(np.eye(size)[:, :k], problem.batch_shape + (size, k)).copy()
+    frame = _Frame(np.broadcast_to(np.eye(size)[:, :k], problem.batch_shape + (size, k)).copy())
     state = problem.state0
-    interval, kernel, pending = 1, "householder", 0
     boundaries = set(edges.tolist())
     for t in range(problem.n_steps):
         state, jac = problem.cell(t)._jacobian(state, problem.input_at(t), path)
         _check_state(state, t + 1)
-        frame = jac @ frame
-        pending += 1
         done = t + 1
-        if pending >= interval or done in boundaries:
-            frame, r = _qr(frame, kernel)
-            log_r = _log_abs(np.diagonal(r, axis1=-2, axis2=-1))
+        if frame.push(jac) or done in boundaries:
+            log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in frame.flush())
             if done > warmup:
                 block_sums[np.searchsorted(edges, done, side="left") - 1] += log_r
-            interval, kernel = _plan(log_r, pending)
-            pending = 0
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
     exponents = block_sums.sum(axis=0) / measured
@@ -424,12 +467,9 @@ def _regrade(log_coeff_rows, coeff, v):
     return log_rows, product / safe[..., None]
 
 
-def _absorb(q, log_rows, v, kernel):
-    """Re-orthonormalise Q diag(e^l) V into Q' diag(e^l') V' (V' upper triangular)."""
-    q_new, r = _qr(q, kernel)
-    log_coeff = np.broadcast_to(log_rows[..., None, :], r.shape)
-    log_rows, v = _regrade(log_coeff, r, v)
-    return q_new, log_rows, v, _log_abs(np.diagonal(r, axis1=-2, axis2=-1))
+def _absorb(r, log_rows, v):
+    """R diag(e^l) V as diag(e^l') V' (V' upper triangular, row-graded)."""
+    return _regrade(np.broadcast_to(log_rows[..., None, :], r.shape), r, v)
 
 
 def _graded_log_svd(log_rows, v, *, max_iter: int = 60):
@@ -448,7 +488,7 @@ def _graded_log_svd(log_rows, v, *, max_iter: int = 60):
         coupling = _coupling(log_rows, v)
         if not np.any(coupling > tiny):
             break
-        q2, r2 = _qr(v.T)
+        _, r2, _ = _qr(v.T)
         log_coeff = np.broadcast_to(log_rows[None, :], r2.shape)
         log_rows, v = _regrade(log_coeff, r2, np.eye(size))
     coupling = _coupling(log_rows, v)
@@ -531,7 +571,7 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
     wanted = set(times.tolist())
     batch = problem.batch_shape
     out = np.empty(batch + (len(times), size))
-    q = np.broadcast_to(np.eye(size), batch + (size, size)).copy()
+    frame = _Frame(np.broadcast_to(np.eye(size), batch + (size, size)).copy())
     log_rows = np.zeros(batch + (size,))
     v = np.broadcast_to(np.eye(size), batch + (size, size)).copy()
     results = {}
@@ -543,20 +583,15 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
     if 0 in wanted:
         record(0)
     state = problem.state0
-    interval, kernel, pending = 1, "householder", 0
-    last = max(wanted)
-    for t in range(last):
+    for t in range(max(wanted)):
         state, jac = problem.cell(t)._jacobian(state, problem.input_at(t), path)
         _check_state(state, t + 1)
-        q = jac @ q
-        pending += 1
-        if pending >= interval or (t + 1) in wanted:
+        read = (t + 1) in wanted
+        if frame.push(jac) or read:
             # Where singular values are read off, Q must be orthonormal to rounding.
-            use = "reflectors" if (t + 1) in wanted else kernel
-            q, log_rows, v, log_r = _absorb(q, log_rows, v, use)
-            interval, kernel = _plan(log_r, pending)
-            pending = 0
-        if (t + 1) in wanted:
+            for r in frame.flush(orthonormal=read):
+                log_rows, v = _absorb(r, log_rows, v)
+        if read:
             record(t + 1)
     for j, step in enumerate(times.tolist()):
         for index in np.ndindex(*batch):
