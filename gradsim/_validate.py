@@ -74,6 +74,8 @@ def finite_array(value, name: str, *, shape=None, ndim=None) -> np.ndarray:
 
     ``shape`` may contain ``None`` for a free dimension.
     """
+    if np.iscomplexobj(value):
+        raise TypeError(f"`{name}` must be an array of real numbers; got complex values.")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -96,6 +98,7 @@ def finite_array(value, name: str, *, shape=None, ndim=None) -> np.ndarray:
 
 def frozen(array: np.ndarray) -> np.ndarray:
     """A read-only float64 copy, so that an immutable cell cannot be changed through its arrays."""
-    out = np.array(array, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
+    owner = np.array(array, dtype=np.float64, copy=True)
+    owner.flags.writeable = False
+    # A view of a read-only owner cannot be made writeable again (the owner itself could).
+    return owner.view()

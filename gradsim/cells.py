@@ -69,6 +69,23 @@ class Cell:
     """
 
     paths: tuple[str, ...] = ("full",)
+    n_gates: int = 1  # blocks of N rows stacked in weight_hh and weight_ih
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weight_hh.shape[1]
+
+    @property
+    def n_input(self) -> int:
+        return self.weight_ih.shape[1]
+
+    def _freeze_weights(self):
+        """Validate the PyTorch-layout weights and store read-only float64 copies."""
+        arrays = _check_weights(
+            type(self).__name__, self.n_gates, self.weight_hh, self.weight_ih, self.bias_hh, self.bias_ih
+        )
+        for name, value in zip(("weight_hh", "weight_ih", "bias_hh", "bias_ih"), arrays):
+            object.__setattr__(self, name, value)
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -130,6 +147,13 @@ class Cell:
             raise ValueError(
                 f"`x` must have last dimension n_input={self.n_input}; got shape {x.shape}."
             )
+        try:
+            np.broadcast_shapes(state.shape[:-1], x.shape[:-1])
+        except ValueError:
+            raise ValueError(
+                f"`state` and `x` must have broadcastable batch shapes; got {state.shape[:-1]} "
+                f"and {x.shape[:-1]}."
+            ) from None
         return state, x
 
 
@@ -185,19 +209,7 @@ class RNN(Cell):
 
     def __post_init__(self):
         choice(self.activation, "activation", tuple(ACTIVATIONS))
-        arrays = _check_weights(
-            type(self).__name__, 1, self.weight_hh, self.weight_ih, self.bias_hh, self.bias_ih
-        )
-        for name, value in zip(("weight_hh", "weight_ih", "bias_hh", "bias_ih"), arrays):
-            object.__setattr__(self, name, value)
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
-
-    @property
-    def n_input(self) -> int:
-        return self.weight_ih.shape[1]
+        self._freeze_weights()
 
     @property
     def bias(self) -> np.ndarray:
@@ -300,19 +312,10 @@ class LSTM(Cell):
     bias_ih: np.ndarray | None = None
     bias_hh: np.ndarray | None = None
     paths = ("full", "cell", "hidden")
+    n_gates = 4
 
     def __post_init__(self):
-        arrays = _check_weights("LSTM", 4, self.weight_hh, self.weight_ih, self.bias_hh, self.bias_ih)
-        for name, value in zip(("weight_hh", "weight_ih", "bias_hh", "bias_ih"), arrays):
-            object.__setattr__(self, name, value)
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
-
-    @property
-    def n_input(self) -> int:
-        return self.weight_ih.shape[1]
+        self._freeze_weights()
 
     @property
     def state_size(self) -> int:
@@ -439,20 +442,11 @@ class GRU(Cell):
     bias_hh: np.ndarray | None = None
     variant: str = "torch"
     paths = ("full", "direct")
+    n_gates = 3
 
     def __post_init__(self):
         choice(self.variant, "variant", GRU_VARIANTS)
-        arrays = _check_weights("GRU", 3, self.weight_hh, self.weight_ih, self.bias_hh, self.bias_ih)
-        for name, value in zip(("weight_hh", "weight_ih", "bias_hh", "bias_ih"), arrays):
-            object.__setattr__(self, name, value)
-
-    @property
-    def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
-
-    @property
-    def n_input(self) -> int:
-        return self.weight_ih.shape[1]
+        self._freeze_weights()
 
     def _forward(self, h, x):
         n = self.n_hidden
@@ -575,6 +569,17 @@ def make_cell(
     n = positive_int(n_hidden, "n_hidden")
     n_in = positive_int(n_input, "n_input", minimum=0)
     choice(init, "init", tuple(_init.INITIALISERS))
+    # Checked for every kind, so that a misspelt option never passes silently.
+    choice(activation, "activation", tuple(ACTIVATIONS))
+    choice(variant, "variant", GRU_VARIANTS)
+    if forget_bias is not None:
+        forget_bias = finite_number(forget_bias, "forget_bias")
+    if chrono_t_max is not None:
+        chrono_t_max = positive_number(chrono_t_max, "chrono_t_max")
+        if chrono_t_max <= 2.0:
+            raise ValueError(
+                f"`chrono_t_max` must be a number > 2 (the longest memory in steps); got {chrono_t_max!r}."
+            )
     gain = positive_number(gain, "gain", allow_zero=True)
     input_gain = positive_number(input_gain, "input_gain", allow_zero=True)
     bias_std = positive_number(bias_std, "bias_std", allow_zero=True)

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import as_rng, describe, positive_int, positive_number
+from ._validate import as_rng, describe, finite_number, positive_int, positive_number
 
 __all__ = [
     "gaussian",
@@ -165,10 +165,9 @@ def forget_gate_bias(n_hidden: int, value: float = 1.0) -> np.ndarray:
     -1 / log sigmoid(value) steps (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1).
     """
     h = positive_int(n_hidden, "n_hidden")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"`value` must be a finite number; got {describe(value)}.")
+    value = finite_number(value, "value")
     bias = np.zeros(4 * h)
-    bias[h : 2 * h] = float(value)
+    bias[h : 2 * h] = value
     return bias
 
 

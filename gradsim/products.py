@@ -240,7 +240,12 @@ def _plan(loss_rate: float, log_rate: float):
         cap = max(1, min(cap, int(_MAX_LOG_SCALE / log_rate)))
     best = (math.inf, 1, "householder")
     for kernel, limit in _MAX_LOSS.items():
-        steps = cap if loss_rate <= 0 else min(cap, int(limit / loss_rate))
+        # Plan several steps for half the limit: the loss of a block fluctuates with the inputs
+        # and grows faster than linearly once columns align, and a block over it is redone.
+        # A single step may use the whole limit (_qr falls back to Householder beyond it).
+        steps = cap if loss_rate <= 0 else min(cap, int(0.5 * limit / loss_rate))
+        if steps == 0 and loss_rate <= limit:
+            steps = 1
         if steps >= 1:
             best = min(best, ((steps + _QR_COST[kernel]) / steps, steps, kernel))
     return best[1], best[2]
