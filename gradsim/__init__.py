@@ -28,6 +28,18 @@ from .products import (
     untied,
 )
 
+from .runner import (
+    Study,
+    StudyResult,
+    UsageError,
+    config_hash,
+    config_rng,
+    expand_grid,
+    load_study,
+    make_executor,
+    run_study,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -39,6 +51,15 @@ __all__ = [
     "LSTM",
     "LyapunovSpectrum",
     "RNN",
+    "Study",
+    "StudyResult",
+    "UsageError",
+    "config_hash",
+    "config_rng",
+    "expand_grid",
+    "load_study",
+    "make_executor",
+    "run_study",
     "ResidualRNN",
     "chrono_bias",
     "forget_gate_bias",

@@ -1,0 +1,146 @@
+"""The ``gradsim`` command.
+
+    gradsim list
+    gradsim run STUDY [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--resume] [--set key=value ...]
+    gradsim report [--quick] [--jobs N | --scheduler ADDR] [--out DIR]
+
+A bad invocation prints one line to stderr and exits 2; nothing already written is lost.
+Set GRADSIM_DEBUG=1 to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from pathlib import Path
+
+from .runner import UsageError, find_studies, load_study, make_executor
+
+__all__ = ["main", "parse_set"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other bad invocation
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def parse_set(items) -> dict:
+    """``["gain=[0.5, 1]", "cell='lstm'"]`` -> ``{"gain": [0.5, 1], "cell": "lstm"}``.
+
+    Values are Python literals (numbers, strings, lists, tuples, booleans, None) read by
+    ``ast.literal_eval``, never evaluated as code; a bare word is taken as a string.
+    """
+    overrides = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--set expects key=value with a parameter name as key; got {item!r}")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            if text.strip().replace("_", "").replace("-", "").isalnum():
+                value = text.strip()
+            else:
+                raise UsageError(f"--set {key}: {text!r} is not a literal (number, string or list)") from None
+        overrides[key] = value
+    return overrides
+
+
+def _add_execution(parser):
+    parser.add_argument("--quick", action="store_true", help="small grids, for a smoke run")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--jobs", type=int, default=None, help="worker processes (default: serial)")
+    group.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address tcp://host:port, or 'local' for a LocalCluster")
+    parser.add_argument("--out", default="reports", help="output folder (default: reports)")
+    parser.add_argument("--studies", default=None, help=argparse.SUPPRESS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gradsim", description="Gradient dynamics in recurrent networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the studies")
+    p.add_argument("--studies", default=None, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("run", help="run one study: CSV, metadata and figure in --out")
+    p.add_argument("study", help="study name (see `gradsim list`)")
+    _add_execution(p)
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a grid parameter (a literal: number, string, list)")
+
+    p = sub.add_parser("report", help="run every study and write <out>/README.md")
+    _add_execution(p)
+    p.add_argument("--resume", action="store_true", help="finish interrupted runs")
+    return parser
+
+
+def _cmd_list(args) -> int:
+    for name, path in find_studies(args.studies).items():
+        study = load_study(path)
+        print(f"{name:20s} {study.question}")
+    return 0
+
+
+def _study_path(name, studies_dir) -> Path:
+    studies = find_studies(studies_dir)
+    if name not in studies:
+        raise UsageError(f"unknown study {name!r}; known: {', '.join(studies)}")
+    return studies[name]
+
+
+def _cmd_run(args) -> int:
+    from .report import produce
+
+    path = _study_path(args.study, args.studies)
+    overrides = parse_set(args.set)
+    with make_executor(args.jobs, args.scheduler) as executor:
+        result = produce(path, quick=args.quick, out=args.out, executor=executor,
+                         resume=args.resume, overrides=overrides)
+    note = f", {result.n_errors} configuration(s) failed (see the error column)" if result.n_errors else ""
+    print(f"{result.csv_path} ({len(result.frame)} rows){note}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import produce, write_report
+
+    start = time.perf_counter()
+    with make_executor(args.jobs, args.scheduler) as executor:
+        for name, path in find_studies(args.studies).items():
+            t0 = time.perf_counter()
+            result = produce(path, quick=args.quick, out=args.out, executor=executor,
+                             resume=args.resume)
+            print(f"{name}: {len(result.frame)} rows in {time.perf_counter() - t0:.1f} s")
+    readme = write_report(args.out, args.studies)
+    print(f"{readme} written in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``gradsim`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command]
+        return handler(args)
+    except UsageError as exc:
+        print(f"gradsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradsim: interrupted; finished configurations are kept (use --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("GRADSIM_DEBUG"):
+            raise
+        print(f"gradsim: error: {type(exc).__name__}: {exc} (GRADSIM_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

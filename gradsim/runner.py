@@ -1,0 +1,493 @@
+"""Parameter studies: grids, per-configuration seeding, executors, resume, tidy CSV + metadata.
+
+A :class:`Study` is a grid of configurations and a pure function ``simulate(config, rng)`` from
+one configuration to a list of tidy records (dicts). :func:`run_study` expands the grid, runs
+each configuration on an executor, stores each finished configuration at once (so that a run
+killed at any moment can be resumed), and writes ``<out>/<name>.csv`` with a
+``<name>.meta.json`` sidecar. The CSV is byte-identical whichever executor ran it: every
+configuration runs with one BLAS thread and its seed comes from a hash of the configuration
+itself, never from its position in the grid.
+
+This module and the studies are the only places, with the command line, that write files.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import importlib.util
+import io
+import itertools
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_info, threadpool_limits
+
+__all__ = [
+    "Study",
+    "StudyResult",
+    "UsageError",
+    "expand_grid",
+    "canonical_json",
+    "config_hash",
+    "config_rng",
+    "load_study",
+    "find_studies",
+    "make_executor",
+    "run_study",
+    "apply_overrides",
+    "atomic_write",
+    "DEFAULT_STUDIES_DIR",
+]
+
+DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+_PARTIAL = ".partial"
+
+
+class UsageError(Exception):
+    """A bad invocation: the command line prints its message on one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One question answered by a grid of simulations.
+
+    Attributes
+    ----------
+    name : str
+        File stem of the outputs (``<name>.csv``).
+    question : str
+        The question, one sentence, for the report.
+    grid, quick_grid : dict or sequence of dict
+        Parameter name -> list of values; the configurations are the Cartesian product. A
+        sequence of such dicts is the union of their products.
+    simulate : callable (config: dict, rng: numpy.random.Generator) -> list of dict
+        Pure: the same configuration and generator give the same records.
+    plot : callable (DataFrame) -> matplotlib Figure, optional
+    summarize : callable (DataFrame) -> dict, optional
+        Key numbers for the report, computed from the CSV's contents.
+    root_seed : int
+        Root of every configuration's seed.
+    source : str, optional
+        Path of the file defining the study (set by :func:`load_study`); process and Dask
+        workers import the study from it.
+    """
+
+    name: str
+    question: str
+    grid: object
+    quick_grid: object
+    simulate: Callable
+    plot: Callable | None = None
+    summarize: Callable | None = None
+    root_seed: int = 0
+    source: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    study: Study
+    csv_path: Path
+    meta_path: Path
+    frame: pd.DataFrame
+    n_errors: int
+
+
+# ------------------------------------------------------------------------------------------
+# grids and seeds
+def _grid_parts(grid):
+    if isinstance(grid, dict):
+        return [grid]
+    if isinstance(grid, (list, tuple)) and all(isinstance(g, dict) for g in grid):
+        return list(grid)
+    raise TypeError(f"`grid` must be a dict or a sequence of dicts; got {type(grid).__name__}.")
+
+
+def expand_grid(grid) -> list[dict]:
+    """All configurations of ``grid`` in a deterministic order (first key varies slowest)."""
+    configs = []
+    for part in _grid_parts(grid):
+        keys = list(part)
+        values = []
+        for key in keys:
+            value = part[key]
+            values.append(list(value) if isinstance(value, (list, tuple)) else [value])
+        for combo in itertools.product(*values):
+            configs.append(dict(zip(keys, combo)))
+    return configs
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def canonical_json(obj) -> str:
+    """Canonical JSON (sorted keys, no spaces): the form that is hashed."""
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the canonical configuration."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def config_rng(config: dict, root_seed: int = 0) -> np.random.Generator:
+    """The generator of one configuration: SeedSequence(root_seed, spawn_key=hash words).
+
+    The key comes from the configuration's own hash, so adding, removing or reordering other
+    grid points never changes this configuration's numbers.
+    """
+    digest = config_hash(config)
+    key = tuple(int(digest[i : i + 8], 16) for i in range(0, 32, 8))
+    return np.random.default_rng(np.random.SeedSequence(root_seed, spawn_key=key))
+
+
+def apply_overrides(grid, overrides: dict):
+    """``grid`` with the values of ``overrides`` (parameter -> value or list) put in."""
+    parts = _grid_parts(grid)
+    known = {key for part in parts for key in part}
+    for key in overrides:
+        if key not in known:
+            raise UsageError(
+                f"--set: unknown parameter {key!r}; this study's parameters are {', '.join(sorted(known))}"
+            )
+    new = []
+    for part in parts:
+        part = dict(part)
+        for key, value in overrides.items():
+            if key in part:
+                part[key] = list(value) if isinstance(value, (list, tuple)) else [value]
+        new.append(part)
+    return new if len(new) > 1 else new[0]
+
+
+# ------------------------------------------------------------------------------------------
+# studies on disk
+_LOADED: dict[str, Study] = {}
+
+
+def load_study(path) -> Study:
+    """Import the study file at ``path`` and return its ``STUDY`` (cached per process)."""
+    path = str(Path(path).resolve())
+    if path in _LOADED:
+        return _LOADED[path]
+    if not os.path.isfile(path):
+        raise UsageError(f"no study file at {path}")
+    module_name = "gradsim_study_" + Path(path).stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    study = getattr(module, "STUDY", None)
+    if not isinstance(study, Study):
+        raise UsageError(f"{path} defines no STUDY = gradsim.runner.Study(...)")
+    study = Study(**{**study.__dict__, "source": path})
+    _LOADED[path] = study
+    return study
+
+
+def find_studies(studies_dir=None) -> dict[str, Path]:
+    """Study name -> file, for every ``*.py`` in the studies folder not starting with ``_``."""
+    folder = Path(studies_dir) if studies_dir is not None else DEFAULT_STUDIES_DIR
+    if not folder.is_dir():
+        raise UsageError(f"no studies folder at {folder}")
+    return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
+
+
+# ------------------------------------------------------------------------------------------
+# executors
+class SerialExecutor(concurrent.futures.Executor):
+    """Runs each task at submission, in this process: no server, no pickling."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+def _pin_blas():
+    """Worker initialiser: one BLAS thread per worker process (no oversubscription)."""
+    threadpool_limits(limits=1)
+
+
+@contextlib.contextmanager
+def make_executor(jobs: int | None = None, scheduler: str | None = None):
+    """A ``concurrent.futures.Executor``: serial (default), process pool, or Dask.
+
+    Parameters
+    ----------
+    jobs : int, optional
+        Worker processes of a local pool (or of a local Dask cluster).
+    scheduler : str, optional
+        ``"local"`` for an in-process Dask LocalCluster bound to 127.0.0.1, or the address
+        of a running Dask scheduler (``tcp://host:port``).
+    """
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise UsageError(f"--jobs must be a positive integer; got {jobs!r}")
+    if scheduler is None:
+        if jobs is None or jobs == 1:
+            yield SerialExecutor()
+            return
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_pin_blas) as pool:
+            yield pool
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(
+            "--scheduler needs Dask: pip install 'gradsim[dask]'"
+        ) from None
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=jobs or 2, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None,
+            )
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        client.run(_pin_blas)
+        yield client.get_executor()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ------------------------------------------------------------------------------------------
+# running
+def _run_config(source: str, config: dict, root_seed: int) -> dict:
+    """Run one configuration (in any process): the study is imported from its file."""
+    study = load_study(source)
+    try:
+        with threadpool_limits(limits=1):
+            records = study.simulate(dict(config), config_rng(config, root_seed))
+        records = [_jsonable(dict(r)) for r in records]
+        return {"config": _jsonable(config), "records": records, "error": None}
+    except Exception as exc:  # recorded with the configuration; the others go on
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f" ({Path(last.filename).name}:{last.lineno})"
+        return {"config": _jsonable(config), "records": [], "error": f"{type(exc).__name__}: {exc}{where}"}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_out(out: Path) -> Path:
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"the output folder {out} is not writable")
+    return out
+
+
+def _read_partial(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not {"config", "records", "error"} <= set(data):
+            raise ValueError("missing keys")
+        return data
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"corrupt partial result {path} ({exc}); delete it and run again with --resume"
+        ) from None
+
+
+def _frame(configs, results) -> pd.DataFrame:
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    rows = []
+    any_error = any(r["error"] for r in results)
+    for config, result in zip(configs, results):
+        base = {k: config.get(k) for k in keys}
+        if result["error"]:
+            rows.append({**base, "error": result["error"]})
+        for record in result["records"]:
+            row = {**base, **record}
+            if any_error:
+                row["error"] = ""
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _versions() -> dict:
+    import matplotlib
+    import scipy
+
+    from . import __version__
+
+    blas = [
+        {k: info.get(k) for k in ("internal_api", "version", "architecture")}
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    return {
+        "gradsim": __version__, "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "pandas": pd.__version__, "matplotlib": matplotlib.__version__,
+        "blas": blas,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=10, check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The CSV form of a frame: floats as their shortest round-trip repr, '\\n' line ends."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode()
+
+
+def run_study(
+    study: Study,
+    *,
+    quick: bool = False,
+    out=None,
+    executor: concurrent.futures.Executor | None = None,
+    resume: bool = False,
+    overrides: dict | None = None,
+    progress: bool = True,
+) -> StudyResult:
+    """Run every configuration of ``study`` and write ``<out>/<name>.csv`` and its sidecar.
+
+    Each finished configuration is stored at once under ``<out>/.partial/<name>/``; with
+    ``resume=True`` those are kept and only the rest are run. Without it, existing partial
+    results stop the run (nothing already computed is overwritten by a new invocation).
+    The partial folder is removed once the CSV is written.
+    """
+    if study.source is None:
+        raise TypeError("`study` must come from load_study(path) so that workers can import it.")
+    out = _check_out(Path(out) if out is not None else Path("reports"))
+    grid = study.quick_grid if quick else study.grid
+    if overrides:
+        grid = apply_overrides(grid, overrides)
+    configs = expand_grid(grid)
+    if not configs:
+        raise UsageError(f"study {study.name!r} has an empty grid")
+    hashes = [config_hash(c) for c in configs]
+    partial_dir = out / _PARTIAL / (study.name + ("-quick" if quick else ""))
+    if partial_dir.exists() and any(partial_dir.iterdir()) and not resume:
+        raise UsageError(
+            f"partial results of {study.name!r} exist in {partial_dir}; pass --resume to finish "
+            "them or delete that folder to start over"
+        )
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for digest in hashes:
+        path = partial_dir / f"{digest}.json"
+        if path.exists():
+            done[digest] = _read_partial(path)
+    todo = [(c, h) for c, h in zip(configs, hashes) if h not in done]
+
+    bar = _progress(len(configs), len(done), study.name, progress)
+    own_executor = executor is None
+    context = make_executor() if own_executor else contextlib.nullcontext(executor)
+    try:
+        with context as pool:
+            futures = {pool.submit(_run_config, study.source, c, study.root_seed): h for c, h in todo}
+            for future in concurrent.futures.as_completed(futures):
+                digest = futures[future]
+                result = future.result()
+                atomic_write(partial_dir / f"{digest}.json", canonical_json(result).encode())
+                done[digest] = result
+                bar.update(1)
+    finally:
+        bar.close()
+
+    results = [done[h] for h in hashes]
+    frame = _frame(configs, results)
+    data = csv_bytes(frame)
+    csv_path = out / f"{study.name}.csv"
+    meta_path = out / f"{study.name}.meta.json"
+    meta = {
+        "study": study.name,
+        "question": study.question,
+        "quick": quick,
+        "grid": _jsonable(grid),
+        "grid_sha256": hashlib.sha256(canonical_json(grid).encode()).hexdigest(),
+        "root_seed": study.root_seed,
+        "n_configs": len(configs),
+        "n_errors": sum(1 for r in results if r["error"]),
+        "rows": len(frame),
+        "csv_sha256": hashlib.sha256(data).hexdigest(),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+    atomic_write(csv_path, data)
+    atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    for path in partial_dir.glob("*.json"):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        partial_dir.rmdir()
+        (out / _PARTIAL).rmdir()
+    return StudyResult(study, csv_path, meta_path, frame, meta["n_errors"])
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, initial, name, enabled):
+    if not enabled or not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="config", file=sys.stderr)
