@@ -438,13 +438,25 @@ def run_study(
     context = make_executor() if own_executor else contextlib.nullcontext(executor)
     try:
         with context as pool:
-            futures = {pool.submit(_run_config, study.source, c, study.root_seed): h for c, h in todo}
-            for future in concurrent.futures.as_completed(futures):
-                digest = futures[future]
-                result = future.result()
-                atomic_write(partial_dir / f"{digest}.json", canonical_json(result).encode())
-                done[digest] = result
-                bar.update(1)
+            # A bounded window of tasks in flight: results are stored as they finish (the
+            # serial executor runs each task at submission, so its window is one task).
+            window = 1 if isinstance(pool, SerialExecutor) else 64
+            queue = iter(todo)
+            in_flight = {}
+            while True:
+                for config, digest in itertools.islice(queue, window - len(in_flight)):
+                    in_flight[pool.submit(_run_config, study.source, config, study.root_seed)] = digest
+                if not in_flight:
+                    break
+                finished, _ = concurrent.futures.wait(in_flight, return_when="FIRST_COMPLETED")
+                for future in finished:
+                    digest = in_flight.pop(future)
+                    # Round-tripped through the stored form, so that a resumed run assembles
+                    # exactly what an uninterrupted one does (record key order included).
+                    data = json.dumps(future.result())
+                    atomic_write(partial_dir / f"{digest}.json", data.encode())
+                    done[digest] = json.loads(data)
+                    bar.update(1)
     finally:
         bar.close()
 
@@ -469,7 +481,8 @@ def run_study(
     }
     atomic_write(csv_path, data)
     atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-    for path in partial_dir.glob("*.json"):
+    # Everything stored is now in the CSV; leftovers of killed writes (.tmp) go too.
+    for path in partial_dir.iterdir():
         path.unlink()
     with contextlib.suppress(OSError):
         partial_dir.rmdir()

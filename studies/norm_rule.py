@@ -1,0 +1,213 @@
+"""Does the largest singular value of W decide between vanishing and exploding (lecture notes 001_d4c0ab13ebbd5c19.txt, 003_1d91193cee76cc2f.txt)?
+
+Lecture notes 001_d4c0ab13ebbd5c19.txt ("Largest singular value > 1: exploding gradients;
+largest singular value < 1: vanishing gradients") and 003_1d91193cee76cc2f.txt ("many values
+> 1: exploding gradients") state a rule in ||W||_2. Pascanu, Mikolov & Bengio (2013; THEORY.md
+section 2) prove only half of it: with |phi'| <= gamma, ||W||_2 < 1/gamma is sufficient for
+vanishing, and ||W||_2 > 1/gamma is necessary, not sufficient, for exploding; for a linear RNN
+the spectral radius decides (rho(W) < 1 sufficient for vanishing, rho(W) > 1 necessary for
+exploding).
+
+Each configuration scales an orthogonal or a Gaussian matrix to a target ||W||_2 (a Gaussian
+W has rho(W) ~ ||W||_2 / 2, THEORY.md section 4), builds a tanh RNN driven by N(0, 1) inputs or
+a linear RNN (whose Jacobian is W whatever the input), and measures
+- the top Lyapunov exponent (QR method, after a warm-up) with its standard error,
+- the gradient growth rate: the least-squares slope of log ||dL/dh_t|| against the number of
+  steps back T - t, over steps back >= the warm-up,
+- log ||P_k||_2 (the largest possible gradient amplification over k steps) at a few k, whose
+  maximum over k shows transient growth.
+A configuration "vanishes" when its Lyapunov exponent is more than Z_SIGNIFICANT standard
+errors below zero, and "explodes" when more than Z_SIGNIFICANT above.
+"""
+
+import numpy as np
+
+from gradsim import RNN, gaussian, gradient_norms, log_singular_values, lyapunov_spectrum, orthogonal
+from gradsim.plotting import PALETTE, new_figure, plot_lines
+from gradsim.runner import Study
+
+N_INPUT = 4
+# Steps k at which log ||P_k||_2 is read (transient growth shows at small k).
+K_STEPS = (1, 2, 3, 5, 8, 13, 20, 30, 50, 80, 130, 200)
+# A rate this many standard errors from zero has a sign we trust (two-sided p ~ 1e-4).
+Z_SIGNIFICANT = 4.0
+NORMS = [0.5, 0.7, 0.9, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0]
+CONFIG_KEYS = ["activation", "w_kind", "target_norm", "input_std", "n_hidden", "t_max", "seed"]
+
+GRID = [
+    {"activation": ["tanh"], "w_kind": ["orthogonal", "gaussian"], "target_norm": NORMS,
+     "input_std": [1.0], "n_hidden": [64], "t_max": [1000], "seed": [0, 1, 2]},
+    # The linear RNN's Jacobian is W whatever the input: zero input keeps its state finite.
+    {"activation": ["linear"], "w_kind": ["orthogonal", "gaussian"], "target_norm": NORMS,
+     "input_std": [0.0], "n_hidden": [64], "t_max": [1000], "seed": [0, 1, 2]},
+]
+QUICK_GRID = [
+    {"activation": ["tanh"], "w_kind": ["orthogonal", "gaussian"], "target_norm": [0.5, 1.5, 3.0],
+     "input_std": [1.0], "n_hidden": [16], "t_max": [200], "seed": [0]},
+    {"activation": ["linear"], "w_kind": ["orthogonal", "gaussian"], "target_norm": [0.5, 1.5, 3.0],
+     "input_std": [0.0], "n_hidden": [16], "t_max": [200], "seed": [0]},
+]
+
+
+def recurrent_matrix(kind, n, norm, rng):
+    """An orthogonal or Gaussian N x N matrix scaled to spectral norm ``norm``."""
+    base = orthogonal(n, 1.0, rng) if kind == "orthogonal" else gaussian(n, 1.0, rng)
+    return base * (norm / np.linalg.norm(base, 2))
+
+
+def simulate(config, rng):
+    """Records, one per k in K_STEPS: log ||P_k||_2, with the configuration's rates repeated."""
+    n, t_max = config["n_hidden"], config["t_max"]
+    warmup = t_max // 5
+    w = recurrent_matrix(config["w_kind"], n, config["target_norm"], rng)
+    cell = RNN(w, gaussian((n, N_INPUT), 1.0, rng), activation=config["activation"])
+    if config["input_std"] > 0:
+        inputs = rng.normal(0.0, config["input_std"], size=(t_max, N_INPUT))
+    else:
+        inputs = t_max
+    lyap = lyapunov_spectrum(cell, inputs, k=1, warmup=warmup)
+    log_grad = gradient_norms(cell, inputs)
+    steps_back = t_max - np.arange(t_max + 1)
+    fit = steps_back >= warmup
+    rate = np.polyfit(steps_back[fit], log_grad[fit], 1)[0]
+    ks = [k for k in K_STEPS if k <= t_max - warmup]
+    top = log_singular_values(cell, inputs, times=ks)[:, 0]
+    norm_w = float(np.linalg.norm(w, 2))
+    rho_w = float(np.max(np.abs(np.linalg.eigvals(w))))
+    common = {
+        "norm_W": norm_w,
+        "rho_W": rho_w,
+        "log_norm_W": np.log(norm_w),
+        "log_rho_W": np.log(rho_w),
+        "lyapunov": lyap.exponents[0],
+        "lyapunov_stderr": lyap.stderr[0],
+        "gradient_rate": rate,
+        "peak_log_norm_Pk": float(np.max(top)),
+        "peak_k": int(ks[int(np.argmax(top))]),
+    }
+    return [{**common, "k": k, "log_norm_Pk": value} for k, value in zip(ks, top)]
+
+
+def per_config(frame):
+    """One row per configuration (the rate columns are repeated over k), with verdicts."""
+    rows = frame.drop_duplicates(subset=[c for c in CONFIG_KEYS if c in frame]).copy()
+    z = rows.lyapunov / rows.lyapunov_stderr.where(rows.lyapunov_stderr > 0)
+    # A zero standard error (a linear RNN: the per-block rates are all log rho exactly) makes
+    # the sign exact; z is then +-inf.
+    z = z.fillna(np.sign(rows.lyapunov) * np.inf)
+    rows["vanishes"] = z < -Z_SIGNIFICANT
+    rows["explodes"] = z > Z_SIGNIFICANT
+    rows["norm_gt_1_vanishes"] = (rows.norm_W > 1) & rows.vanishes
+    rows["transient_then_decay"] = (
+        (rows.activation == "linear") & (rows.rho_W < 1) & (rows.norm_W > 1)
+        & (rows.peak_log_norm_Pk > 0) & rows.vanishes
+    )
+    return rows
+
+
+def plot(frame):
+    rows = per_config(frame)
+    fig, axes = new_figure(ncols=3, width=4.3, height=3.5)
+    label = {"tanh": "tanh RNN, N(0, 1) inputs", "linear": "linear RNN"}
+    for ax, act in zip(axes[:2], ["tanh", "linear"]):
+        sub = rows[rows.activation == act]
+        if sub.empty:
+            continue
+        means = sub.groupby(["w_kind", "target_norm"], sort=False)[
+            ["norm_W", "lyapunov", "log_rho_W"]].mean().reset_index()
+        plot_lines(ax, means, "norm_W", "lyapunov", "w_kind",
+                   label=lambda v: f"measured, {v['w_kind']} W")
+        if act == "linear":
+            gauss = means[means.w_kind == "gaussian"].sort_values("norm_W")
+            ax.plot(gauss.norm_W, gauss.log_rho_W, color="0.2", ls="--", lw=1,
+                    label=r"$\log\rho(W)$, gaussian W")
+        grid = np.geomspace(rows.norm_W.min(), rows.norm_W.max(), 50)
+        ax.plot(grid, np.log(grid), color="0.5", ls=":", lw=1.2,
+                label=r"$\log\|W\|_2$ (rule's bound)")
+        bad = sub[sub.norm_gt_1_vanishes]
+        ax.scatter(bad.norm_W, bad.lyapunov, s=40, facecolors="none", edgecolors=PALETTE[1],
+                   linewidths=1.0, zorder=3,
+                   label=r"$\|W\|_2 > 1$ yet vanishing (each seed)")
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.axvline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(r"largest singular value $\|W\|_2$")
+        ax.set_ylabel("top Lyapunov exponent (nats per step)")
+        ax.set_title(f"{label[act]}, W orthogonal or gaussian\n(mean over seeds)", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
+    ax = axes[2]
+    cases = rows[rows.transient_then_decay]
+    if "seed" in cases:
+        cases = cases[cases.seed == cases.seed.min()]
+    curves = frame.merge(cases[CONFIG_KEYS], on=CONFIG_KEYS)
+    if not curves.empty:
+        curves = curves.assign(case=[f"||W||={a:.2g}, rho={b:.2g}"
+                                     for a, b in zip(curves.norm_W, curves.rho_W)])
+        plot_lines(ax, curves, "k", "log_norm_Pk", "case", label=lambda v: v["case"])
+        ax.legend(fontsize=6, title="linear RNN, gaussian W", title_fontsize=6)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("steps k")
+    ax.set_ylabel(r"$\log\|P_k\|_2 = \log\|W^k\|_2$ (nats)")
+    ax.set_title(r"$\rho(W) < 1 < \|W\|_2$: transient growth, then decay", fontsize=8)
+    return fig
+
+
+def summarize(frame):
+    rows = per_config(frame)
+    tanh, linear = rows[rows.activation == "tanh"], rows[rows.activation == "linear"]
+    counter_tanh = tanh[tanh.norm_gt_1_vanishes]
+    out = {
+        "configurations": len(rows),
+        "tanh: ||W||_2 > 1 yet vanishing (counterexamples)": int(len(counter_tanh)),
+        "tanh: of configurations with ||W||_2 > 1": int((tanh.norm_W > 1).sum()),
+        "tanh: largest ||W||_2 that still vanishes": float(counter_tanh.norm_W.max())
+        if len(counter_tanh) else float("nan"),
+        "linear: rho < 1 < ||W||_2, transient growth then decay (counterexamples)":
+            int(linear.transient_then_decay.sum()),
+        "linear: largest transient gain log ||P_k||_2 among them (nats)":
+            float(linear[linear.transient_then_decay].peak_log_norm_Pk.max())
+            if linear.transient_then_decay.any() else float("nan"),
+        "violations of 'vanishing when ||W||_2 < 1' (Pascanu: none possible)":
+            int(((rows.norm_W < 1) & ~rows.vanishes).sum()),
+        "linear: violations of 'rho < 1 gives vanishing, rho > 1 explodes'":
+            int(((linear.rho_W < 1) & ~linear.vanishes).sum()
+                + ((linear.rho_W > 1) & ~linear.explodes).sum()),
+        "linear: largest |Lyapunov - log rho(W)|": float((linear.lyapunov - linear.log_rho_W).abs().max())
+        if len(linear) else float("nan"),
+        "largest |gradient rate - Lyapunov| (two estimators of one rate)":
+            float((rows.gradient_rate - rows.lyapunov).abs().max()),
+    }
+    n_counter = len(counter_tanh) + int(linear.transient_then_decay.sum())
+    out["notes"] = (
+        f"The rule of the lecture notes fails in {n_counter} of {int((rows.norm_W > 1).sum())} "
+        f"configurations with ||W||_2 > 1: {len(counter_tanh)} tanh RNNs whose gradient still "
+        f"vanishes (up to ||W||_2 = {out['tanh: largest ||W||_2 that still vanishes']:.3g}), and "
+        f"{int(linear.transient_then_decay.sum())} linear RNNs with rho(W) < 1 < ||W||_2 whose "
+        "gradient grows for a few steps and then decays at log rho(W). Its other half, "
+        "||W||_2 < 1 implies vanishing, is Pascanu et al.'s sufficient condition: "
+        f"{out[chr(118) + 'iolations of ' + chr(39) + 'vanishing when ||W||_2 < 1' + chr(39) + ' (Pascanu: none possible)']}"
+        " violations."
+    )
+    return out
+
+
+STUDY = Study(
+    name="norm_rule",
+    question=__doc__.splitlines()[0],
+    grid=GRID,
+    quick_grid=QUICK_GRID,
+    simulate=simulate,
+    plot=plot,
+    summarize=summarize,
+)
+
+
+def main(quick=False):
+    from gradsim.report import produce
+
+    return produce(__file__, quick=quick)
+
+
+if __name__ == "__main__":
+    main()

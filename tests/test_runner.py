@@ -1,0 +1,230 @@
+"""The study runner and the command line: reproducibility, executors, resume, bad invocations."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradsim as gs
+from gradsim import cli
+from gradsim.report import produce, write_report
+from gradsim.runner import apply_overrides, canonical_json, make_executor
+
+TOY = textwrap.dedent(
+    '''
+    """Is the toy study reproducible?"""
+    import time
+    from gradsim.runner import Study
+
+    def simulate(config, rng):
+        if config["x"] == config.get("fail_at"):
+            raise RuntimeError("boom at " + str(config["x"]))
+        time.sleep(config.get("sleep", 0.0))
+        # Matrix work, so that a BLAS thread count could show in the bits if it were not pinned.
+        a = rng.standard_normal((64, 64))
+        return [{"i": i, "value": float(rng.standard_normal()), "trace": float((a @ a).trace())}
+                for i in range(3)]
+
+    def plot(frame):
+        from gradsim.plotting import new_figure, plot_lines
+        fig, ax = new_figure()
+        plot_lines(ax, frame, "i", "value", "x")
+        ax.set_xlabel("i"); ax.set_ylabel("value")
+        ax.legend()
+        return fig
+
+    def summarize(frame):
+        return {"mean value": frame.value.mean()}
+
+    STUDY = Study(name="toy", question=__doc__.strip(),
+                  grid={"x": [1, 2, 3, 4, 5, 6], "sleep": [0.0], "fail_at": [0]},
+                  quick_grid={"x": [1, 2]}, simulate=simulate, plot=plot, summarize=summarize)
+    '''
+)
+
+
+@pytest.fixture
+def studies(tmp_path):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "toy.py").write_text(TOY)
+    return folder
+
+
+def run_cli(*args, cwd=None):
+    """The command in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "gradsim.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------
+# grids and seeds
+def test_expand_grid_order_and_union():
+    assert gs.expand_grid({"a": [1, 2], "b": ["x", "y"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+    assert gs.expand_grid([{"a": [1]}, {"a": 2, "b": [3, 4]}]) == [{"a": 1}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
+
+
+def test_config_seed_depends_on_the_configuration_only():
+    """Key order and the rest of the grid never change a configuration's numbers."""
+    one = gs.config_rng({"a": 1, "b": 2.5}).standard_normal(4)
+    same = gs.config_rng({"b": 2.5, "a": 1}).standard_normal(4)
+    other = gs.config_rng({"a": 2, "b": 2.5}).standard_normal(4)
+    np.testing.assert_array_equal(one, same)
+    assert not np.array_equal(one, other)
+    assert not np.array_equal(one, gs.config_rng({"a": 1, "b": 2.5}, root_seed=1).standard_normal(4))
+    assert canonical_json({"b": 1, "a": np.float64(0.5)}) == '{"a":0.5,"b":1}'
+
+
+def test_adding_grid_points_keeps_other_rows(studies, tmp_path):
+    small = produce(studies / "toy.py", out=tmp_path / "a", progress=False,
+                    overrides={"x": [2, 5]}).frame
+    large = produce(studies / "toy.py", out=tmp_path / "b", progress=False,
+                    overrides={"x": [7, 5, 1, 2]}).frame
+    for x in (2, 5):
+        pd.testing.assert_frame_equal(small[small.x == x].reset_index(drop=True),
+                                      large[large.x == x].reset_index(drop=True))
+
+
+def test_overrides_reject_unknown_parameters():
+    with pytest.raises(gs.UsageError, match="unknown parameter 'gain'"):
+        apply_overrides({"x": [1]}, {"gain": 1})
+
+
+# ------------------------------------------------------------------------------------------
+# executors give the same bytes
+def test_serial_process_and_dask_give_identical_csv(studies, tmp_path):
+    pytest.importorskip("dask.distributed", reason="the dask extra is installed by .ci/run")
+    outputs = {}
+    for name, kwargs in {"serial": {}, "process": {"jobs": 2}, "dask": {"scheduler": "local", "jobs": 2}}.items():
+        with make_executor(**kwargs) as executor:
+            result = produce(studies / "toy.py", out=tmp_path / name, executor=executor, progress=False)
+        outputs[name] = result.csv_path.read_bytes()
+        meta = json.loads(result.meta_path.read_text())
+        assert meta["csv_sha256"] == hashlib.sha256(outputs[name]).hexdigest()
+        assert meta["rows"] == 18 and meta["n_errors"] == 0
+    assert outputs["serial"] == outputs["process"] == outputs["dask"]
+
+
+def test_a_failing_configuration_is_recorded_and_the_others_go_on(studies, tmp_path):
+    result = produce(studies / "toy.py", out=tmp_path, progress=False, overrides={"fail_at": 3})
+    frame = pd.read_csv(result.csv_path, keep_default_na=False)
+    failed = frame[frame.x == 3]
+    assert len(failed) == 1 and failed.error.iloc[0].startswith("RuntimeError: boom at 3")
+    assert (frame[frame.x != 3].error == "").all() and len(frame) == 1 + 5 * 3
+    assert result.n_errors == 1
+
+
+# ------------------------------------------------------------------------------------------
+# resume after kill -9
+def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "gradsim.cli", "run", "toy", "--out", str(out), "--studies",
+            str(studies), "--set", "sleep=0.4"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = out / ".partial" / "toy"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(partial.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_before = len(list(partial.glob("*.json")))
+    assert 2 <= finished_before < 6, "the kill must land mid-run"
+    assert not (out / "toy.csv").exists()
+    # A new run without --resume must not overwrite what was computed.
+    refused = run_cli(*args[3:], cwd=None)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    assert len(list(partial.glob("*.json"))) == finished_before
+    resumed = run_cli(*args[3:], "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    # sleep is part of the configuration, so compare with an uninterrupted run of the same grid.
+    uninterrupted = tmp_path / "uninterrupted"
+    again = run_cli("run", "toy", "--out", uninterrupted, "--studies", studies, "--set", "sleep=0.4")
+    assert again.returncode == 0
+    assert (out / "toy.csv").read_bytes() == (uninterrupted / "toy.csv").read_bytes()
+    assert not partial.exists()
+
+
+def test_corrupt_partial_result_is_a_clean_error(studies, tmp_path):
+    partial = tmp_path / ".partial" / "toy"
+    partial.mkdir(parents=True)
+    digest = gs.config_hash({"x": 1, "sleep": 0.0, "fail_at": 0})
+    (partial / f"{digest}.json").write_text("{not json")
+    result = run_cli("run", "toy", "--out", tmp_path, "--studies", studies, "--resume")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "corrupt partial result" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# reproducible figures and report
+def test_two_runs_give_identical_figures_and_report(studies, tmp_path):
+    hashes = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        produce(studies / "toy.py", out=out, progress=False)
+        write_report(out, studies)
+        hashes.append({p.name: sha(p) for p in sorted(out.iterdir())})
+    assert hashes[0] == hashes[1]
+    assert {"toy.csv", "toy.meta.json", "toy.png", "toy.svg", "toy.pdf", "README.md"} <= set(hashes[0])
+    report = (tmp_path / "one" / "README.md").read_text()
+    frame = pd.read_csv(tmp_path / "one" / "toy.csv")
+    assert f"| mean value | {frame.value.mean():.4g} |" in report
+
+
+# ------------------------------------------------------------------------------------------
+# the command line
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nosuch"], "unknown study 'nosuch'"),
+        (["run", "toy", "--set", "gain=1"], "unknown parameter 'gain'"),
+        (["run", "toy", "--set", "x=__import__('os').getcwd()"], "is not a literal"),
+        (["run", "toy", "--set", "novalue"], "--set expects key=value"),
+        (["run", "toy", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+        (["run", "toy", "--jobs", "0"], "--jobs must be a positive integer"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_invocations_print_one_line_and_exit_2(studies, tmp_path, args, message):
+    if "--scheduler" in args:
+        pytest.importorskip("dask.distributed")
+    result = run_cli(*args, "--studies", studies, "--out", tmp_path) if args[0] == "run" else run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_unwritable_output_folder(studies, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("run", "toy", "--studies", studies, "--out", blocker / "sub")
+    assert result.returncode == 2 and "cannot create the output folder" in result.stderr
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"]])
+def test_help_everywhere(args):
+    result = run_cli(*args)
+    assert result.returncode == 0 and "usage: gradsim" in result.stdout
+
+
+def test_list_and_set_parsing(studies):
+    result = run_cli("list", "--studies", studies)
+    assert result.returncode == 0 and result.stdout.startswith("toy") and "reproducible" in result.stdout
+    assert cli.parse_set(["gain=[0.5, 1]", "cell=lstm", "name='a b'", "flag=True"]) == {
+        "gain": [0.5, 1], "cell": "lstm", "name": "a b", "flag": True}
