@@ -40,6 +40,21 @@ from .runner import (
     run_study,
 )
 
+from . import symbolic
+from .symbolic import (
+    ChainRuleExample,
+    MatrixForm,
+    SymbolicCell,
+    UnrolledProduct,
+    activation_gamma,
+    chain_rule_example,
+    lstm_cell_path_product,
+    matrix_form_jacobian,
+    scalar_unrolled_product,
+    symbolic_cell,
+    to_latex,
+    zero_weight_limits,
+)
 from . import theory
 from .theory import (
     adding_problem_baseline_mse,
@@ -79,11 +94,14 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "activation_gamma",
     "ACTIVATIONS",
     "adding_problem_baseline_mse",
     "Cell",
     "CELL_KINDS",
+    "chain_rule_example",
     "chain_rule_product",
+    "ChainRuleExample",
     "chrono_bias",
     "chrono_forget_bias",
     "circular_law_radius",
@@ -116,11 +134,14 @@ __all__ = [
     "load_study",
     "log_singular_values",
     "LSTM",
+    "lstm_cell_path_product",
     "lstm_zero_weight_cell_product_log",
     "lyapunov_spectrum",
     "LyapunovSpectrum",
     "make_cell",
     "make_executor",
+    "matrix_form_jacobian",
+    "MatrixForm",
     "mean_field_chi1",
     "mean_field_length_map",
     "mean_field_lyapunov",
@@ -140,13 +161,20 @@ __all__ = [
     "ResidualRNN",
     "RNN",
     "run_study",
+    "scalar_unrolled_product",
     "Study",
     "StudyResult",
+    "symbolic",
+    "symbolic_cell",
+    "SymbolicCell",
     "theory",
+    "to_latex",
     "unroll",
+    "UnrolledProduct",
     "untied",
     "UsageError",
     "xavier_normal",
     "xavier_uniform",
+    "zero_weight_limits",
     "__version__",
 ]

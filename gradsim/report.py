@@ -5,15 +5,28 @@ Every number the report shows is computed from the CSVs the runner wrote, never 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import numbers
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from .plotting import save_figure
-from .runner import StudyResult, atomic_write, find_studies, load_study, run_study
+from .runner import (
+    StudyResult,
+    _check_out,
+    _git_commit,
+    _versions,
+    atomic_write,
+    csv_bytes,
+    find_studies,
+    load_study,
+    run_study,
+)
 
-__all__ = ["produce", "write_report", "format_value"]
+__all__ = ["produce", "write_report", "write_claims", "claims_section", "format_value"]
 
 
 def produce(study, *, quick=False, out=None, executor=None, resume=False, overrides=None,
@@ -38,6 +51,66 @@ def format_value(value) -> str:
     return f"{value:.4g}"
 
 
+def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="claims"):
+    """Check ``claims`` and write ``<out>/<name>.csv`` with its sidecar.
+
+    Returns ``(table, csv_path, seconds)``.
+    """
+    from .claims import check_claims
+
+    out = _check_out(Path(out))
+    start = time.perf_counter()
+    table = check_claims(claims, quick=quick, seeds=seeds, only=only)
+    seconds = time.perf_counter() - start
+    data = csv_bytes(table)
+    path = out / f"{name}.csv"
+    meta = {
+        "claims": [c.id for c in claims if not only or c.id in only], "quick": quick,
+        "seeds": list(seeds), "rows": len(table),
+        "verdicts": {k: int(v) for k, v in sorted(table.verdict.value_counts().items())},
+        "csv_sha256": hashlib.sha256(data).hexdigest(), "versions": _versions(),
+        "git_commit": _git_commit(),
+    }
+    atomic_write(path, data)
+    atomic_write(path.with_suffix(".meta.json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return table, path, seconds
+
+
+def claims_section(out: Path) -> str:
+    """The report's claims table, from ``<out>/claims.csv``."""
+    path = Path(out) / "claims.csv"
+    if not path.exists():
+        return ""
+    table = pd.read_csv(path, keep_default_na=False)
+    counts = table.verdict.value_counts()
+    lines = [
+        "## Claims checked against simulation", "",
+        f"{len(table)} claims from the lecture notes and the literature, each checked over "
+        f"{int(table.seeds.max())} seeds by `gradsim check` ([`claims.csv`](claims.csv)): "
+        + ", ".join(f"{int(counts[v])} {v}" for v in ("supported", "conditional", "refuted", "error") if v in counts)
+        + ".", "",
+        "| claim | source | verdict | measured | predicted | detail |", "|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        cells = [f"**{row.id}**: {row.statement}", row.source, row.verdict,
+                 _number(row.measured), _number(row.predicted), row.detail]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines + [""])
+
+
+def _cell(text) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _number(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "" if value != value else format_value(value)
+
+
 def _section(study, out: Path) -> str:
     csv = out / f"{study.name}.csv"
     lines = [f"## {study.name}", "", f"**Question.** {study.question}", ""]
@@ -51,7 +124,7 @@ def _section(study, out: Path) -> str:
         notes = summary.pop("notes", None) if isinstance(summary, dict) else None
         if summary:
             lines += ["| quantity | value |", "|---|---|"]
-            lines += [f"| {key} | {format_value(value)} |" for key, value in summary.items()]
+            lines += [f"| {_cell(key)} | {_cell(format_value(value))} |" for key, value in summary.items()]
             lines.append("")
         if notes:
             lines += [notes, ""]
@@ -71,6 +144,9 @@ def write_report(out, studies_dir=None, extra_sections=()) -> Path:
         "",
     ]
     parts += list(extra_sections)
+    claims = claims_section(out)
+    if claims:
+        parts.append(claims)
     for name, path in find_studies(studies_dir).items():
         parts.append(_section(load_study(path), out))
     path = out / "README.md"

@@ -1,0 +1,162 @@
+"""How do tanh, sigmoid and ReLU activations and their derivative bounds (1, 1/4, 1) shape gradient decay?
+
+A tied RNN h_t = phi(W h_{t-1} + U x_t) has one-step Jacobian diag(phi'(a_t)) W. With
+|phi'| <= gamma (tanh 1, sigmoid 1/4, ReLU 1) every step obeys ||J_t v|| <= gamma ||W||_2 ||v||,
+so on every trajectory ||P_T|| <= (gamma ||W||_2)^T (Pascanu, Mikolov & Bengio 2013; THEORY.md
+section 2) and the top Lyapunov exponent lambda_1 is at most log(gamma ||W||_2). Each
+configuration scales an orthogonal or Gaussian W so that gamma ||W||_2 takes a target value c
+(so the sigmoid's W is four times larger than the tanh's for the same c), drives the RNN with
+N(0, input_std^2) inputs, and measures lambda_1 by QR re-orthonormalisation with one block per
+step, which also gives the per-step slope log(||J_t q_{t-1}|| / ||q_{t-1}||) of the leading
+tangent direction. A step is "at the bound" when its slope is within AT_BOUND_TOL of
+log(gamma ||W||_2). A linear RNN (gamma = 1) is the control: with orthogonal W every step is at
+the bound, so the bound is tight exactly when no unit leaves the region where |phi'| = gamma.
+"""
+
+import numpy as np
+
+from gradsim import RNN, gaussian, lyapunov_spectrum, orthogonal
+from gradsim.plotting import new_figure, plot_lines
+from gradsim.runner import Study
+
+# Derivative bounds gamma = sup |phi'| (THEORY.md section 1).
+GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
+N_INPUT = 4
+# A step's slope within this many nats of the bound counts as at the bound: far above the
+# ~1e-14 rounding of one slope (a 64-term dot product and a norm, each a few eps relative),
+# far below any gap a non-linear unit opens (|phi'| < gamma by a finite amount).
+AT_BOUND_TOL = 1e-9
+# Rounding allowed above the bound when checking it: one slope carries ~1e-14 relative error
+# (see AT_BOUND_TOL), and lambda_1 is a mean of such slopes; 1e-12 leaves a factor 100.
+ROUNDING_TOL = 1e-12
+C_VALUES = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0]
+CONFIG_KEYS = ["activation", "w_kind", "c", "input_std", "n_hidden", "t_max", "seed"]
+
+GRID = {"activation": list(GAMMA), "w_kind": ["orthogonal", "gaussian"], "c": C_VALUES,
+        "input_std": [0.1, 1.0], "n_hidden": [64], "t_max": [400], "seed": [0, 1, 2]}
+QUICK_GRID = {"activation": list(GAMMA), "w_kind": ["orthogonal", "gaussian"], "c": [0.5, 2.0],
+              "input_std": [1.0], "n_hidden": [16], "t_max": [100], "seed": [0]}
+
+
+def simulate(config, rng):
+    """One record: lambda_1, the bound log(gamma ||W||_2) and per-step slope statistics."""
+    n, t_max = config["n_hidden"], config["t_max"]
+    act = config["activation"]
+    warmup = t_max // 5
+    kind = config["w_kind"]
+    base = orthogonal(n, 1.0, rng) if kind == "orthogonal" else gaussian(n, 1.0, rng)
+    w = base * (config["c"] / GAMMA[act] / np.linalg.norm(base, 2))
+    cell = RNN(w, gaussian((n, N_INPUT), 1.0, rng), activation=act)
+    inputs = rng.normal(0.0, config["input_std"], size=(t_max, N_INPUT))
+    # One block per measured step: block_exponents are then the per-step slopes of the
+    # leading tangent direction (k = 1).
+    lyap = lyapunov_spectrum(cell, inputs, k=1, warmup=warmup, n_blocks=t_max - warmup)
+    slopes = lyap.block_exponents[:, 0]
+    norm_w = float(np.linalg.norm(w, 2))
+    bound = float(np.log(GAMMA[act] * norm_w))
+    return [{
+        "gamma": GAMMA[act],
+        "norm_W": norm_w,
+        "bound": bound,
+        "lyapunov": lyap.exponents[0],
+        "lyapunov_stderr": lyap.stderr[0],
+        "excess": lyap.exponents[0] - bound,
+        "max_step_excess": float(np.max(slopes) - bound),
+        "mean_step_gap": float(np.mean(bound - slopes)),
+        "frac_steps_at_bound": float(np.mean(slopes >= bound - AT_BOUND_TOL)),
+    }]
+
+
+def _label(values):
+    act = values["activation"]
+    gamma = GAMMA[act]
+    text = "1/4" if gamma == 0.25 else f"{gamma:g}"
+    return f"{act} (gamma = {text})" + (", control" if act == "linear" else "")
+
+
+def plot(frame):
+    kinds = [k for k in ["orthogonal", "gaussian"] if k in set(frame.w_kind)]
+    stds = sorted(frame.input_std.unique())
+    fig, axes = new_figure(ncols=len(stds), nrows=len(kinds), width=4.4, height=3.4)
+    axes = np.asarray(axes).reshape(len(kinds), len(stds))
+    means = frame.groupby(["activation", "w_kind", "input_std", "c"], sort=False)[
+        ["bound", "lyapunov"]].mean().reset_index()
+    lo, hi = frame.bound.min(), frame.bound.max()
+    for i, kind in enumerate(kinds):
+        for j, std in enumerate(stds):
+            ax = axes[i, j]
+            sub = means[(means.w_kind == kind) & (means.input_std == std)]
+            ax.fill_between([lo, hi], [lo, hi], [hi + 0.5, hi + 0.5], color="0.85", lw=0,
+                            label="forbidden: above the bound")
+            ax.plot([lo, hi], [lo, hi], color="0.3", ls="--", lw=1,
+                    label=r"bound $\log(\gamma\|W\|_2)$")
+            plot_lines(ax, sub, "bound", "lyapunov", "activation", label=_label)
+            ax.axhline(0.0, color="k", lw=0.6)
+            ax.axvline(0.0, color="k", lw=0.6, ls=":")
+            ax.set_ylim(min(frame.lyapunov.min(), lo) - 0.2, hi + 0.3)
+            ax.set_xlabel(r"$\log(\gamma\,\|W\|_2)$ (nats per step)")
+            ax.set_ylabel(r"top Lyapunov exponent $\lambda_1$ (nats per step)")
+            ax.set_title(f"{kind} W, inputs N(0, {std:g}$^2$), mean over seeds", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=6, loc="upper left")
+    return fig
+
+
+def summarize(frame):
+    out = {
+        "largest lambda_1 - log(gamma ‖W‖₂) (<= 0 up to rounding)": float(frame.excess.max()),
+        "largest per-step slope - log(gamma ‖W‖₂) (<= 0 up to rounding)":
+            float(frame.max_step_excess.max()),
+    }
+    for act in [a for a in GAMMA if a in set(frame.activation)]:
+        sub = frame[frame.activation == act]
+        out[f"{act}: mean gap bound - lambda_1 (nats per step)"] = float((-sub.excess).mean())
+        out[f"{act}: fraction of steps at the bound (mean over configurations)"] = float(
+            sub.frac_steps_at_bound.mean())
+    # Same ‖W‖₂, different gamma: compare where the grid gives ‖W‖₂ = 4 (sigmoid c = 1).
+    same = frame[np.isclose(frame.norm_W, 4.0) & (frame.w_kind == "orthogonal")]
+    for act in [a for a in GAMMA if a in set(same.activation)]:
+        rows = same[same.activation == act]
+        out[f"{act}: lambda_1 at ‖W‖₂ = 4, orthogonal W (mean)"] = float(rows.lyapunov.mean())
+    nonlinear = frame[frame.activation != "linear"]
+    control = frame[(frame.activation == "linear") & (frame.w_kind == "orthogonal")]
+    worst = max(frame.excess.max(), frame.max_step_excess.max())
+    verdict = "never exceeds" if worst <= ROUNDING_TOL else "exceeds"
+    notes = (
+        f"Over {len(frame)} configurations lambda_1 (and every single step's slope) {verdict} "
+        f"log(gamma ‖W‖₂) by more than rounding (largest excess {frame.excess.max():.3g}; per "
+        f"step {frame.max_step_excess.max():.3g}; tolerance {ROUNDING_TOL:g})."
+    )
+    if len(nonlinear):
+        notes += (
+            f" The non-linear cells reach the bound on a fraction "
+            f"{nonlinear.frac_steps_at_bound.max():.3g} of steps at most and sit on average "
+            f"{(-nonlinear.excess).mean():.3g} nats per step below it"
+        )
+        if len(control):
+            notes += (f", while the linear control with orthogonal W is at the bound on a fraction "
+                      f"{control.frac_steps_at_bound.mean():.3g} of its steps")
+        notes += ": the bound is tight only while every unit works at its largest slope gamma."
+    out["notes"] = notes
+    return out
+
+
+STUDY = Study(
+    name="activations",
+    question=__doc__.splitlines()[0],
+    grid=GRID,
+    quick_grid=QUICK_GRID,
+    simulate=simulate,
+    plot=plot,
+    summarize=summarize,
+)
+
+
+def main(quick=False):
+    from gradsim.report import produce
+
+    return produce(__file__, quick=quick)
+
+
+if __name__ == "__main__":
+    main()
