@@ -372,7 +372,8 @@ class LyapunovSpectrum:
 
 
 def lyapunov_spectrum(
-    cell, inputs, state0=None, k=None, warmup: int = 0, path: str = "full", *, n_blocks: int = 20
+    cell, inputs, state0=None, k=None, warmup: int = 0, path: str = "full", *, n_blocks: int = 20,
+    rng=0,
 ) -> LyapunovSpectrum:
     r"""Lyapunov exponents of the Jacobian products by QR (Benettin et al. 1980) re-orthonormalisation.
 
@@ -396,6 +397,9 @@ def lyapunov_spectrum(
     n_blocks : int
         The averaging window is cut into this many blocks (fewer if there are fewer steps);
         the standard error is the standard deviation of the block estimates over sqrt(n_blocks).
+    rng : seed or Generator
+        Draws the Haar-random starting frame when k < P (seed 0 by default, so results are
+        reproducible); the full spectrum starts from the identity.
 
     Returns
     -------
@@ -420,7 +424,14 @@ def lyapunov_spectrum(
     edges = warmup + np.linspace(0, measured, n_blocks + 1).round().astype(int)
     block_sums = np.zeros((n_blocks,) + problem.batch_shape + (k,))
 
-    frame = _Frame(np.broadcast_to(np.eye(size)[:, :k], problem.batch_shape + (size, k)).copy())
+    if k == size:
+        start = np.eye(size)
+    else:
+        # A leading-k frame must not start orthogonal to (or be wiped out along) the fastest
+        # directions, as coordinate axes can be (e.g. LSTM h-axes at zero weights): start
+        # from a Haar-random frame.
+        start = np.linalg.qr(as_rng(rng).standard_normal((size, k)))[0]
+    frame = _Frame(np.broadcast_to(start, problem.batch_shape + (size, k)).copy())
     state = problem.state0
     boundaries = set(edges.tolist())
     for t in range(problem.n_steps):

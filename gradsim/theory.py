@@ -495,10 +495,18 @@ def _gauss_even(func, q: float) -> float:
     for upper in sorted(cuts):
         # Relative accuracy per piece, and absolute accuracy relative to the pieces already
         # summed: a far piece 1e-70 of the total need not (and cannot) be resolved to 1e-13.
-        part, _ = quad(
+        # full_output: quad reports a shortfall from its 1e-13 target in the return value
+        # instead of a warning; what matters is the error estimate, checked against 1e-10.
+        result = quad(
             lambda z: func(s * z) * math.exp(-0.5 * z * z), lower, upper,
-            epsabs=1e-16 * abs(total), epsrel=1e-13, limit=200,
+            epsabs=1e-16 * abs(total), epsrel=1e-13, limit=200, full_output=1,
         )
+        part, error = result[0], result[1]
+        if len(result) > 3 and error > 1e-10 * abs(total + part) + 1e-300:
+            raise FloatingPointError(
+                f"Gaussian integral at q={q!r} did not converge: error estimate {error:.3g} on "
+                f"[{lower:.3g}, {upper:.3g}]"
+            )
         total += part
         lower = upper
     return 2.0 * total / _SQRT_2PI
