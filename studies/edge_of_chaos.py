@@ -25,10 +25,8 @@ the chaotic phase (gradsim.theory.mean_field_lyapunov: about 0.054 at N = 400 in
 at g = 1.5 without input).
 """
 
-import warnings
 
 import numpy as np
-from scipy.integrate import IntegrationWarning
 from scipy.optimize import brentq
 
 from gradsim import RNN, gaussian, lyapunov_spectrum
@@ -77,15 +75,8 @@ def simulate(config, rng):
 
 
 def _theory_curve(gains, sigma_in):
-    """mean_field_lyapunov over a fine gain grid, for the figure.
-
-    gradsim.theory's quadrature asks scipy's quad for 1e-13 relative accuracy and at a few q
-    (e.g. g = 0.92, sigma_in = 1) quad warns that it may not have reached it, although the value
-    agrees with a 30-digit mpmath quadrature to 2e-16; the warning is silenced here only.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IntegrationWarning)
-        return [mean_field_lyapunov(g, "tanh", sigma_in=sigma_in) for g in gains]
+    """mean_field_lyapunov over a fine gain grid, for the figure."""
+    return [mean_field_lyapunov(g, "tanh", sigma_in=sigma_in) for g in gains]
 
 
 def measured_edge(gains, rates):
