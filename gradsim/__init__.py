@@ -40,6 +40,15 @@ from .runner import (
     run_study,
 )
 
+from . import interop
+from .interop import (
+    from_keras,
+    from_torch,
+    load_keras_npz,
+    load_torch,
+    load_weights,
+    to_state_dict,
+)
 from . import symbolic
 from .symbolic import (
     ChainRuleExample,
@@ -113,6 +122,8 @@ __all__ = [
     "dynamical_isometry_variance_slope",
     "expand_grid",
     "forget_gate_bias",
+    "from_keras",
+    "from_torch",
     "gaussian",
     "gaussian_log_det_mean",
     "gaussian_product_exponents",
@@ -126,12 +137,16 @@ __all__ = [
     "identity",
     "initialise",
     "INITIALISERS",
+    "interop",
     "irnn_singular_values",
     "jacobian_product",
     "latch_fixed_point",
     "latch_gradient_log",
     "linear_tied_exponents",
+    "load_keras_npz",
     "load_study",
+    "load_torch",
+    "load_weights",
     "log_singular_values",
     "LSTM",
     "lstm_cell_path_product",
@@ -169,6 +184,7 @@ __all__ = [
     "SymbolicCell",
     "theory",
     "to_latex",
+    "to_state_dict",
     "unroll",
     "UnrolledProduct",
     "untied",

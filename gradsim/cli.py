@@ -3,6 +3,8 @@
     gradsim list
     gradsim run STUDY [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--resume] [--set key=value ...]
     gradsim report [--quick] [--jobs N | --scheduler ADDR] [--out DIR]
+    gradsim check [--quick] [--only ID ...] [--claims FILE] [--out DIR] [--list]
+    gradsim analyze WEIGHTS_FILE [--layer K] [--reverse] [--inputs FILE | --steps T] [--out DIR]
 
 A bad invocation prints one line to stderr and exits 2; nothing already written is lost.
 Set GRADSIM_DEBUG=1 to see the traceback of an unexpected error.
@@ -17,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import analyze as _analyze
 from .runner import UsageError, find_studies, load_study, make_executor
 
 __all__ = ["main", "parse_set"]
@@ -74,9 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override a grid parameter (a literal: number, string, list)")
 
-    p = sub.add_parser("report", help="run every study and write <out>/README.md")
+    p = sub.add_parser("report", help="run every study and the claims, write <out>/README.md")
     _add_execution(p)
     p.add_argument("--resume", action="store_true", help="finish interrupted runs")
+
+    p = sub.add_parser("check", help="check the claims registry against simulation")
+    p.add_argument("--quick", action="store_true", help="small simulations")
+    p.add_argument("--only", nargs="+", metavar="ID", default=None, help="check only these claim ids")
+    p.add_argument("--claims", default=None, metavar="FILE",
+                   help="also check the CLAIMS list of this Python file")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per claim (default 3)")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--list", action="store_true", help="list the claim ids and statements, run nothing")
+
+    p = sub.add_parser("analyze", help="spectra and gradient-norm curves of one layer of a trained network")
+    _analyze.add_arguments(p)
     return parser
 
 
@@ -108,7 +123,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import produce, write_report
+    from .report import produce, write_claims, write_report
 
     start = time.perf_counter()
     with make_executor(args.jobs, args.scheduler) as executor:
@@ -117,16 +132,60 @@ def _cmd_report(args) -> int:
             result = produce(path, quick=args.quick, out=args.out, executor=executor,
                              resume=args.resume)
             print(f"{name}: {len(result.frame)} rows in {time.perf_counter() - t0:.1f} s")
+    from .claims import builtin_claims
+
+    table, path, seconds = write_claims(builtin_claims(), out=args.out, quick=args.quick)
+    print(f"claims: {len(table)} checked in {seconds:.1f} s ({path})")
     readme = write_report(args.out, args.studies)
     print(f"{readme} written in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _cmd_check(args) -> int:
+    from .claims import builtin_claims, load_claims
+    from .report import write_claims
+
+    claims = builtin_claims()
+    if args.claims:
+        claims += load_claims(args.claims)
+    if args.list:
+        for claim in claims:
+            print(f"{claim.id:40s} {claim.statement}")
+        return 0
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be a positive integer; got {args.seeds}")
+    selected = bool(args.only or args.claims)
+    table, path, seconds = write_claims(claims, out=args.out, quick=args.quick, only=args.only,
+                                        seeds=tuple(range(args.seeds)),
+                                        name="claims-selected" if selected else "claims")
+    _print_claims(table)
+    counts = table.verdict.value_counts().to_dict()
+    summary = ", ".join(f"{counts[v]} {v}" for v in ("supported", "conditional", "refuted", "error") if v in counts)
+    print(f"{len(table)} claims: {summary}. {path} written in {seconds:.1f} s")
+    # A refuted claim is a finding, not a failure; only a check that crashed is.
+    return 1 if "error" in counts else 0
+
+
+def _print_claims(table):
+    for row in table.itertuples():
+        numbers = ""
+        if row.measured == row.measured:  # not NaN
+            numbers = f"  measured {row.measured:.4g}"
+            if row.predicted == row.predicted:
+                numbers += f" vs {row.predicted:.4g}"
+            if row.tolerance == row.tolerance:
+                numbers += f" (tol {row.tolerance:.2g})"
+        print(f"{row.verdict:12s} {row.id:40s}{numbers}")
+        if row.verdict in ("refuted", "conditional", "error"):
+            print(f"{'':12s}   {row.detail}")
 
 
 def main(argv=None) -> int:
     """Entry point of the ``gradsim`` command; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        handler = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command]
+        handler = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report,
+                   "check": _cmd_check, "analyze": _analyze.run}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)

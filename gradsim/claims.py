@@ -1,0 +1,216 @@
+"""The claims registry: each statement about gradients, checked against simulation.
+
+A :class:`Claim` is data: an id, the statement in plain words, its source (a lecture note in
+``shared/seeds/`` by file name, or a paper), what theory predicts, and a ``check`` function
+that simulates and returns :class:`Evidence` (measured and predicted values, the tolerance
+and why, and a verdict). :func:`check_claims` runs claims over several seeds and tabulates
+them; ``gradsim check`` prints the table and writes ``reports/claims.csv``.
+
+Verdicts
+--------
+``supported``
+    The statement holds in every seed within the stated tolerance.
+``refuted``
+    A counterexample was found (its description is in ``detail``).
+``conditional``
+    The statement holds under the conditions named in ``detail`` and fails outside them.
+
+The built-in claims live in :mod:`gradsim.claim_library`; a user file defines ``CLAIMS``, a
+list of :class:`Claim`, written the same way (see :func:`load_claims`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import numbers
+import sys
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from ._validate import describe
+from .runner import UsageError
+
+__all__ = [
+    "Claim",
+    "Evidence",
+    "VERDICTS",
+    "check_claims",
+    "load_claims",
+    "builtin_claims",
+]
+
+VERDICTS = ("supported", "refuted", "conditional")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one check found.
+
+    Attributes
+    ----------
+    verdict : {"supported", "refuted", "conditional"}
+    measured, predicted : float
+        The simulated quantity and its prediction (NaN where there is none).
+    tolerance : float
+        The largest |measured - predicted| (or margin) accepted; NaN if not numeric.
+    detail : str
+        The conditions, the counterexample found, or what was compared.
+    """
+
+    verdict: str
+    measured: float = math.nan
+    predicted: float = math.nan
+    tolerance: float = math.nan
+    detail: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(
+                f"`verdict` must be one of {', '.join(map(repr, VERDICTS))}; got {describe(self.verdict)}."
+            )
+        for name in ("measured", "predicted", "tolerance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"`{name}` must be a real number; got {describe(value)}.")
+            object.__setattr__(self, name, float(value))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement and the simulation that checks it.
+
+    Attributes
+    ----------
+    id : str
+        Short stable identifier, e.g. ``"notes.sv-gt-1-explodes"``.
+    statement : str
+        The claim in plain words, as its source makes it.
+    source : str
+        A seed lecture note by file name (``"001_d4c0ab13ebbd5c19.txt"``) or a paper.
+    prediction : str
+        What theory predicts, in words or a formula.
+    tolerance_reason : str
+        Why the tolerance is what it is (standard error, finite-N correction, rounding).
+    check : callable (quick: bool, rng: numpy.random.Generator) -> Evidence
+        Runs the simulation. Must use ``rng`` for all randomness.
+    """
+
+    id: str
+    statement: str
+    source: str
+    prediction: str
+    tolerance_reason: str
+    check: Callable
+
+    def __post_init__(self):
+        for name in ("id", "statement", "source", "prediction", "tolerance_reason"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise TypeError(f"`{name}` must be a non-empty string; got {describe(value)}.")
+        if not callable(self.check):
+            raise TypeError(f"`check` must be a callable (quick, rng) -> Evidence; got {describe(self.check)}.")
+
+
+def builtin_claims() -> list[Claim]:
+    """The built-in registry (lecture-note claims and THEORY.md results)."""
+    from .claim_library import CLAIMS
+
+    return list(CLAIMS)
+
+
+def load_claims(path) -> list[Claim]:
+    """The ``CLAIMS`` list of a user's Python file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--claims: no file at {path}")
+    name = f"gradsim_user_claims_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UsageError(f"--claims: {path} failed to import: {type(exc).__name__}: {exc}") from None
+    claims = getattr(module, "CLAIMS", None)
+    if not isinstance(claims, (list, tuple)) or not all(isinstance(c, Claim) for c in claims):
+        raise UsageError(f"--claims: {path} must define CLAIMS, a list of gradsim.claims.Claim")
+    return list(claims)
+
+
+def _seed_rng(claim_id: str, seed: int) -> np.random.Generator:
+    # The generator depends on the claim and the seed only, not on which claims run with it.
+    key = tuple(claim_id.encode())
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def check_claims(claims, *, quick: bool = False, seeds=(0, 1, 2), only=None) -> pd.DataFrame:
+    """Run every claim for every seed; one row per claim.
+
+    The verdict of a claim is its verdict in every seed when they agree; when seeds disagree
+    it is ``conditional`` and the detail says how many seeds gave which verdict. A check that
+    raises is reported with verdict ``error`` (and its message).
+
+    Returns
+    -------
+    DataFrame
+        Columns: id, statement, source, prediction, verdict, measured, predicted, tolerance,
+        tolerance_reason, detail, seeds (no timings: the table is reproducible byte for byte).
+    """
+    claims = list(claims)
+    ids = [c.id for c in claims]
+    duplicated = [i for i, n in Counter(ids).items() if n > 1]
+    if duplicated:
+        raise UsageError(f"claim ids must be unique; repeated: {', '.join(duplicated)}")
+    if only:
+        unknown = [i for i in only if i not in ids]
+        if unknown:
+            raise UsageError(f"--only: unknown claim id(s) {', '.join(unknown)}; see `gradsim check --list`")
+        claims = [c for c in claims if c.id in set(only)]
+    rows = []
+    for claim in claims:
+        evidence, error = [], None
+        for seed in seeds:
+            try:
+                # One BLAS thread, as in the runner: the matrices are small, and OpenBLAS threads
+                # on them are ~100x slower (N = 100 Lyapunov spectra), not faster.
+                with threadpool_limits(limits=1):
+                    result = claim.check(quick, _seed_rng(claim.id, seed))
+                if not isinstance(result, Evidence):
+                    raise TypeError(f"check returned {describe(result)}, not an Evidence")
+                evidence.append(result)
+            except Exception as exc:  # reported in the table; the other claims go on
+                last = traceback.extract_tb(exc.__traceback__)[-1]
+                error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+                break
+        rows.append(_row(claim, evidence, error, len(seeds)))
+    return pd.DataFrame(rows)
+
+
+def _row(claim, evidence, error, n_seeds):
+    row = {
+        "id": claim.id, "statement": claim.statement, "source": claim.source,
+        "prediction": claim.prediction, "tolerance_reason": claim.tolerance_reason,
+    }
+    if error is not None:
+        return {**row, "verdict": "error", "measured": math.nan, "predicted": math.nan,
+                "tolerance": math.nan, "detail": error, "seeds": n_seeds}
+    verdicts = Counter(e.verdict for e in evidence)
+    if len(verdicts) == 1:
+        verdict = evidence[0].verdict
+        detail = evidence[0].detail
+    else:
+        verdict = "conditional"
+        split = ", ".join(f"{v} in {n}/{len(evidence)} seeds" for v, n in sorted(verdicts.items()))
+        detail = f"seed-dependent: {split}. {evidence[0].detail}"
+    # The reported numbers are those of the first seed; the verdict covers them all.
+    first = evidence[0]
+    return {**row, "verdict": verdict, "measured": first.measured, "predicted": first.predicted,
+            "tolerance": first.tolerance, "detail": detail, "seeds": len(evidence)}
