@@ -130,6 +130,12 @@ class Cell:
     def _step(self, state, x):
         return self._forward(state, x)[0]
 
+    def _jacobian_operator(self, state, x, path):
+        """(next state, J) where J supports ``J @ M``; a structured operator where that is
+        cheaper than the dense matrix (the LSTM's diagonal blocks)."""
+        return self._jacobian(state, x, path)
+
+    # -- checks ----------------------------------------------------------------------------
     # -- checks ----------------------------------------------------------------------------
     def _check_path(self, path):
         choice(path, "path", self.paths)
@@ -351,6 +357,13 @@ class LSTM(Cell):
         ] * dc_dh
         return dh_dh, out_slope * p["f"], dc_dh
 
+    def _jacobian_operator(self, state, x, path):
+        if path != "full":
+            return self._jacobian(state, x, path)
+        new, p = self._forward(state, x)
+        dh_dh, dh_dc, dc_dh = self._blocks(p)
+        return new, _LSTMJacobian(dh_dh, dh_dc, dc_dh, p["f"])
+
     def _jacobian(self, state, x, path):
         new, p = self._forward(state, x)
         if path == "cell":
@@ -386,6 +399,26 @@ class LSTM(Cell):
         if path == "hidden":
             return grad_h
         return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
+
+
+class _LSTMJacobian:
+    """The LSTM's full-state Jacobian [[dh/dh, diag(dh/dc)], [dc/dh, diag(f)]] as an operator.
+
+    ``J @ M`` costs two N x N by N x k products (4 N^2 k flops) instead of the dense
+    2N x 2N product's 8 N^2 k, because two of the four blocks are diagonal.
+    """
+
+    __slots__ = ("dh_dh", "dh_dc", "dc_dh", "f")
+
+    def __init__(self, dh_dh, dh_dc, dc_dh, f):
+        self.dh_dh, self.dh_dc, self.dc_dh, self.f = dh_dh, dh_dc, dc_dh, f
+
+    def __matmul__(self, m):
+        n = self.f.shape[-1]
+        m_h, m_c = m[..., :n, :], m[..., n:, :]
+        top = self.dh_dh @ m_h + self.dh_dc[..., :, None] * m_c
+        bottom = self.dc_dh @ m_h + self.f[..., :, None] * m_c
+        return np.concatenate([top, bottom], axis=-2)
 
 
 def _diag(v):

@@ -205,7 +205,7 @@ def jacobian_product(cell, inputs, state0=None, path: str = "full"):
     log_scale = np.zeros(problem.batch_shape)
     state = problem.state0
     for t in range(problem.n_steps):
-        state, jac = problem.cell(t)._jacobian(state, problem.input_at(t), path)
+        state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         product = jac @ product
         # Rescaling costs O(P^2) against the O(P^3) matmul; doing it only when needed keeps
@@ -435,7 +435,7 @@ def lyapunov_spectrum(
     state = problem.state0
     boundaries = set(edges.tolist())
     for t in range(problem.n_steps):
-        state, jac = problem.cell(t)._jacobian(state, problem.input_at(t), path)
+        state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         done = t + 1
         if frame.push(jac) or done in boundaries:
@@ -600,7 +600,7 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         record(0)
     state = problem.state0
     for t in range(max(wanted)):
-        state, jac = problem.cell(t)._jacobian(state, problem.input_at(t), path)
+        state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         read = (t + 1) in wanted
         if frame.push(jac) or read:
