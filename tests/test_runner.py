@@ -228,3 +228,66 @@ def test_list_and_set_parsing(studies):
     assert result.returncode == 0 and result.stdout.startswith("toy") and "reproducible" in result.stdout
     assert cli.parse_set(["gain=[0.5, 1]", "cell=lstm", "name='a b'", "flag=True"]) == {
         "gain": [0.5, 1], "cell": "lstm", "name": "a b", "flag": True}
+
+
+# ------------------------------------------------------------------------------------------
+# gradsim check
+USER_CLAIMS = textwrap.dedent(
+    '''
+    import numpy as np
+    from gradsim.claims import Claim, Evidence
+
+    def check_mean(quick, rng):
+        sample = rng.standard_normal(4000)
+        stderr = 1 / np.sqrt(sample.size)
+        measured = float(sample.mean())
+        verdict = "supported" if abs(measured) <= 4 * stderr else "refuted"
+        return Evidence(verdict, measured, 0.0, 4 * stderr, "sample mean of N(0, 1)")
+
+    def check_broken(quick, rng):
+        raise RuntimeError("broken check")
+
+    CLAIMS = [
+        Claim("user.mean", "Gaussian samples average to zero.", "my notebook", "mean 0",
+              "4 standard errors of the mean", check_mean),
+        Claim("user.broken", "A check that crashes.", "my notebook", "-", "-", check_broken),
+    ]
+    '''
+)
+
+
+def test_check_user_claims_in_the_same_table(tmp_path):
+    claims_file = tmp_path / "my_claims.py"
+    claims_file.write_text(USER_CLAIMS)
+    result = run_cli("check", "--quick", "--claims", claims_file, "--only", "user.mean",
+                     "theory.latching", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "claims-selected.csv")
+    assert list(table.id) == ["theory.latching", "user.mean"]
+    assert set(table.verdict) == {"supported"}
+    assert "supported    user.mean" in result.stdout
+    assert not (tmp_path / "claims.csv").exists()  # a selection never replaces the full table
+
+
+def test_check_reports_a_crashing_claim_and_exits_1(tmp_path):
+    claims_file = tmp_path / "my_claims.py"
+    claims_file.write_text(USER_CLAIMS)
+    result = run_cli("check", "--claims", claims_file, "--only", "user.broken", "user.mean",
+                     "--out", tmp_path)
+    assert result.returncode == 1
+    table = pd.read_csv(tmp_path / "claims-selected.csv")
+    broken = table[table.id == "user.broken"].iloc[0]
+    assert broken.verdict == "error" and "RuntimeError: broken check" in broken.detail
+    assert table[table.id == "user.mean"].verdict.iloc[0] == "supported"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--only", "no.such.claim"], "unknown claim id(s) no.such.claim"),
+     (["--claims", "missing.py"], "--claims: no file at missing.py"),
+     (["--seeds", "0"], "--seeds must be a positive integer")],
+)
+def test_check_bad_invocations(tmp_path, args, message):
+    result = run_cli("check", "--quick", *args, "--out", tmp_path, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
