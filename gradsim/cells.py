@@ -50,11 +50,44 @@ def _affine(x, weight, bias):
     return x @ weight.T + bias
 
 
+def _outer_sum(grad, inp):
+    """sum over leading dims of grad[..., :, None] * inp[..., None, :] (broadcasting batches).
+
+    grad (..., R), inp (..., C) -> (R, C): the weight gradient of an affine map.
+    """
+    shape = np.broadcast_shapes(grad.shape[:-1], inp.shape[:-1])
+    grad = np.broadcast_to(grad, shape + grad.shape[-1:]).reshape(-1, grad.shape[-1])
+    inp = np.broadcast_to(inp, shape + inp.shape[-1:]).reshape(-1, inp.shape[-1])
+    return grad.T @ inp
+
+
+def _batch_sum(grad, shape):
+    """grad (..., R) summed over the batch shape ``shape`` it broadcasts to -> (R,)."""
+    full = np.broadcast_to(grad, tuple(shape) + grad.shape[-1:])
+    return full.reshape(-1, grad.shape[-1]).sum(axis=0)
+
+
+def _affine_grads(grad_x, x, grad_h, h, shape):
+    """Parameter gradients of the two affine maps a_x = W_ih x + b_ih and a_h = W_hh h + b_hh,
+    given the gradients ``grad_x`` (of a_x) and ``grad_h`` (of a_h); ``shape`` is the batch shape."""
+    return {
+        "weight_hh": _outer_sum(grad_h, h),
+        "weight_ih": _outer_sum(grad_x, x),
+        "bias_hh": _batch_sum(grad_h, shape),
+        "bias_ih": _batch_sum(grad_x, shape),
+    }
+
+
+def _batch_shape(*arrays):
+    return np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
+
+
 class Cell:
     """Base class of the recurrent cells.
 
     Subclasses are frozen dataclasses holding read-only float64 arrays and implement
-    ``_forward`` (the step with its intermediates), ``_jacobian`` and ``_vjp``.
+    ``_forward`` (the step with its intermediates), ``_jacobian``, ``_vjp`` and ``_param_vjp``
+    (the gradient with respect to the weights, for BPTT training in :mod:`gradsim.train`).
 
     Attributes
     ----------
@@ -120,6 +153,45 @@ class Cell:
             )
         return self._vjp(state, x, cotangent, path)
 
+    def param_vjp(self, state, x, cotangent) -> dict:
+        r"""Gradient of :math:`\langle v, \mathrm{step}(s, x)\rangle` with respect to every weight.
+
+        With :math:`v` = ``cotangent`` (the gradient reaching the next state), returns
+        :math:`\partial (v \cdot s') / \partial \theta` for each parameter array
+        :math:`\theta`, summed over the leading batch dimensions. In BPTT, summing this over the
+        steps t with :math:`v = \partial L/\partial s_{t+1}` gives :math:`\partial L/\partial
+        \theta` of the tied weights. Scalar hyper-parameters (``alpha``, the activation) are not
+        parameters.
+
+        Parameters
+        ----------
+        state : array, shape (..., state_size)
+        x : array, shape (..., n_input), or None for zero input
+        cotangent : array, shape (..., state_size)
+            Batch shapes of the three broadcast together.
+
+        Returns
+        -------
+        dict
+            ``"weight_hh"``, ``"weight_ih"``, ``"bias_hh"``, ``"bias_ih"`` -> arrays of the
+            parameters' shapes.
+        """
+        state, x = self._check_args(state, x)
+        cotangent = finite_array(cotangent, "cotangent")
+        if cotangent.ndim == 0 or cotangent.shape[-1] != self.state_size:
+            raise ValueError(
+                f"`cotangent` must have last dimension state_size={self.state_size}; got shape "
+                f"{cotangent.shape}."
+            )
+        try:
+            np.broadcast_shapes(state.shape[:-1], x.shape[:-1], cotangent.shape[:-1])
+        except ValueError:
+            raise ValueError(
+                f"`cotangent` must have a batch shape broadcastable with the state's and x's; got "
+                f"{cotangent.shape[:-1]}, {state.shape[:-1]} and {x.shape[:-1]}."
+            ) from None
+        return self._param_vjp(state, x, cotangent)
+
     def step_and_jacobian(self, state, x=None, path: str = "full"):
         """``(step(state, x), jacobian(state, x, path))`` from one forward pass."""
         state, x = self._check_args(state, x)
@@ -135,7 +207,6 @@ class Cell:
         cheaper than the dense matrix (the LSTM's diagonal blocks)."""
         return self._jacobian(state, x, path)
 
-    # -- checks ----------------------------------------------------------------------------
     # -- checks ----------------------------------------------------------------------------
     def _check_path(self, path):
         choice(path, "path", self.paths)
@@ -239,6 +310,12 @@ class RNN(Cell):
         _, slope = self._forward(state, x)
         return (cotangent * slope) @ self.weight_hh
 
+    def _param_vjp(self, state, x, cotangent):
+        # a = W_hh s + b_hh + W_ih x + b_ih, s' = phi(a): dL/da = v * phi'(a).
+        _, slope = self._forward(state, x)
+        grad_a = cotangent * slope
+        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent))
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualRNN(RNN):
@@ -274,6 +351,12 @@ class ResidualRNN(RNN):
     def _vjp(self, state, x, cotangent, path):
         _, slope = self._forward(state, x)
         return cotangent + (self.alpha * cotangent * slope) @ self.weight_hh
+
+    def _param_vjp(self, state, x, cotangent):
+        # s' = s + alpha phi(a): dL/da = alpha v * phi'(a).
+        _, slope = self._forward(state, x)
+        grad_a = self.alpha * cotangent * slope
+        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent))
 
 
 # ------------------------------------------------------------------------------------------
@@ -399,6 +482,24 @@ class LSTM(Cell):
         if path == "hidden":
             return grad_h
         return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
+
+    def _param_vjp(self, state, x, cotangent):
+        # The same dL/da (all four gates) as the full-path _vjp, then the affine maps' gradients.
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        v_h, v_c = cotangent[..., :n], cotangent[..., n:]
+        u_c = v_c + v_h * p["o"] * (1.0 - p["tanh_c"] ** 2)
+        grad_a = np.concatenate(
+            [
+                u_c * p["g"] * _sigmoid_slope(p["i"]),
+                u_c * p["c"] * _sigmoid_slope(p["f"]),
+                u_c * p["i"] * (1.0 - p["g"] ** 2),
+                v_h * p["tanh_c"] * _sigmoid_slope(p["o"]),
+            ],
+            axis=-1,
+        )
+        h = state[..., :n]
+        return _affine_grads(grad_a, x, grad_a, h, _batch_shape(state, x, cotangent))
 
 
 class _LSTMJacobian:
@@ -541,6 +642,31 @@ class GRU(Cell):
         grad = cotangent * p["keep"]
         grad = grad + (cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"])) @ w_z
         return grad + self._candidate_grad(p, cotangent * (1.0 - p["keep"]))
+
+    def _param_vjp(self, state, x, cotangent):
+        # h' = keep h + (1 - keep) n, keep = z (or 1 - z): the gradients of the pre-activations
+        # a_z, a_n, a_r, split into their input part (W_ih x + b_ih) and hidden part.
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        sign = 1.0 if self.variant != "chung" else -1.0
+        g_az = cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"])
+        g_an = cotangent * (1.0 - p["keep"]) * (1.0 - p["n"] ** 2)
+        shape = _batch_shape(state, x, cotangent)
+        if self.variant == "torch":
+            # a_n = (W_in x + b_in) + r * (W_hn h + b_hn)
+            g_ar = g_an * p["hn"] * _sigmoid_slope(p["r"])
+            g_hidden = np.concatenate([g_ar, g_az, g_an * p["r"]], axis=-1)
+            g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
+            return _affine_grads(g_input, x, g_hidden, state, shape)
+        # a_n = (W_in x + b_in) + W_hn (r * h) + b_hn
+        rh = p["r"] * p["h"]
+        g_ar = (g_an @ self.weight_hh[2 * n :]) * p["h"] * _sigmoid_slope(p["r"])
+        g_gates = np.concatenate([g_ar, g_az], axis=-1)
+        g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
+        grads = _affine_grads(g_input, x, g_gates, state, shape)
+        grads["weight_hh"] = np.concatenate([grads["weight_hh"], _outer_sum(g_an, rh)])
+        grads["bias_hh"] = np.concatenate([grads["bias_hh"], _batch_sum(g_an, shape)])
+        return grads
 
 
 # ------------------------------------------------------------------------------------------
