@@ -658,6 +658,12 @@ def symbolic_cell(
     m = _explicit_size(n_input, "n_input", 0)
     choice(activation, "activation", tuple(ACTIVATIONS))
     choice(variant, "variant", GRU_VARIANTS)
+    activation, variant, alpha = _options(kind, activation, variant, alpha)
+    return _symbolic_cell(kind, n, m, activation, variant, alpha)
+
+
+def _options(kind, activation, variant, alpha):
+    """The options that matter for ``kind`` (the rest set to None), so that caches share entries."""
     if alpha is not None:
         if kind != "residual":
             raise ValueError(f"`alpha` applies to kind='residual' only; got kind={kind!r}.")
@@ -668,7 +674,7 @@ def symbolic_cell(
         activation = "relu"
     if kind != "gru":
         variant = None
-    return _symbolic_cell(kind, n, m, activation, variant, alpha)
+    return activation, variant, alpha
 
 
 @functools.cache
@@ -1104,16 +1110,7 @@ def matrix_form_jacobian(
         if n_input is None
         else _explicit_size(n_input, "n_input", 0)
     )
-    if alpha is not None:
-        if kind != "residual":
-            raise ValueError(f"`alpha` applies to kind='residual' only; got kind={kind!r}.")
-        alpha = _exact(alpha, "alpha")
-    if kind in ("lstm", "gru"):
-        activation = None
-    elif kind == "irnn":
-        activation = "relu"
-    if kind != "gru":
-        variant = None
+    activation, variant, alpha = _options(kind, activation, variant, alpha)
     return _matrix_form(kind, activation, variant, alpha, n, m)
 
 
