@@ -362,11 +362,12 @@ def _versions() -> dict:
 
     from . import __version__
 
-    blas = [
-        {k: info.get(k) for k in ("internal_api", "version", "architecture")}
-        for info in threadpool_info()
-        if info.get("user_api") == "blas"
-    ]
+    # Sorted: threadpoolctl lists the libraries in load order, which can vary between runs.
+    blas = sorted(
+        ({k: info.get(k) for k in ("internal_api", "version", "architecture")}
+         for info in threadpool_info() if info.get("user_api") == "blas"),
+        key=lambda entry: json.dumps(entry, sort_keys=True),
+    )
     return {
         "gradsim": __version__, "python": platform.python_version(), "numpy": np.__version__,
         "scipy": scipy.__version__, "pandas": pd.__version__, "matplotlib": matplotlib.__version__,
