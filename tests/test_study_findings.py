@@ -10,16 +10,13 @@ from.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from gradsim.report import produce
+from study_helpers import run_quick as _run
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 @pytest.fixture(autouse=True)
@@ -27,16 +24,6 @@ def _one_blas_thread():
     # Small matrices: BLAS threads only add contention, and the runner pins one thread anyway.
     with threadpool_limits(1):
         yield
-
-
-def _run(name, tmp_path):
-    result = produce(STUDIES / f"{name}.py", quick=True, out=tmp_path, progress=False)
-    assert result.n_errors == 0
-    assert (tmp_path / f"{name}.png").exists()
-    frame = pd.read_csv(result.csv_path)
-    summary = result.study.summarize(frame)
-    assert summary.get("notes")
-    return frame, summary
 
 
 def test_spectra_lstm_cell_path_never_grows(tmp_path):

@@ -7,17 +7,14 @@ tolerance. The quick grids are small, so the tolerances are those of short horiz
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from gradsim.report import produce
+from study_helpers import run_quick as _run
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 @pytest.fixture(autouse=True)
@@ -25,16 +22,6 @@ def _one_blas_thread():
     # Small matrices: extra BLAS threads only add contention (the runner pins one per config).
     with threadpool_limits(1):
         yield
-
-
-def _run(name, tmp_path):
-    result = produce(STUDIES / f"{name}.py", quick=True, out=tmp_path, progress=False)
-    assert result.n_errors == 0
-    assert (tmp_path / f"{name}.png").exists()
-    frame = pd.read_csv(result.csv_path)
-    summary = result.study.summarize(frame)
-    assert isinstance(summary.get("notes"), str) and summary["notes"]
-    return frame, summary
 
 
 def test_forget_bias_zero_weights_is_exact_and_memory_lives_in_the_cell(tmp_path):
