@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from . import analyze as _analyze
-from .runner import UsageError, find_studies, load_study, make_executor
+from .runner import UsageError, default_out, find_studies, load_study, make_executor
 
 __all__ = ["main", "parse_set"]
 
@@ -59,7 +59,8 @@ def _add_execution(parser):
     group.add_argument("--jobs", type=int, default=None, help="worker processes (default: serial)")
     group.add_argument("--scheduler", default=None,
                        help="Dask scheduler address tcp://host:port, or 'local' for a LocalCluster")
-    parser.add_argument("--out", default="reports", help="output folder (default: reports)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: reports, or reports/quick with --quick)")
     parser.add_argument("--studies", default=None, help=argparse.SUPPRESS)
 
 
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claims", default=None, metavar="FILE",
                    help="also check the CLAIMS list of this Python file")
     p.add_argument("--seeds", type=int, default=3, help="seeds per claim (default 3)")
-    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: reports, or reports/quick with --quick)")
     p.add_argument("--list", action="store_true", help="list the claim ids and statements, run nothing")
 
     p = sub.add_parser("analyze", help="spectra and gradient-norm curves of one layer of a trained network")
@@ -134,9 +136,10 @@ def _cmd_report(args) -> int:
             print(f"{name}: {len(result.frame)} rows in {time.perf_counter() - t0:.1f} s")
     from .claims import builtin_claims
 
-    table, path, seconds = write_claims(builtin_claims(), out=args.out, quick=args.quick)
+    out = args.out if args.out is not None else default_out(args.quick)
+    table, path, seconds = write_claims(builtin_claims(), out=out, quick=args.quick)
     print(f"claims: {len(table)} checked in {seconds:.1f} s ({path})")
-    readme = write_report(args.out, args.studies)
+    readme = write_report(out, args.studies)
     print(f"{readme} written in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -155,7 +158,8 @@ def _cmd_check(args) -> int:
     if args.seeds < 1:
         raise UsageError(f"--seeds must be a positive integer; got {args.seeds}")
     selected = bool(args.only or args.claims)
-    table, path, seconds = write_claims(claims, out=args.out, quick=args.quick, only=args.only,
+    out = args.out if args.out is not None else default_out(args.quick)
+    table, path, seconds = write_claims(claims, out=out, quick=args.quick, only=args.only,
                                         seeds=tuple(range(args.seeds)),
                                         name="claims-selected" if selected else "claims")
     _print_claims(table)

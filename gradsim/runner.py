@@ -50,10 +50,16 @@ __all__ = [
     "apply_overrides",
     "atomic_write",
     "DEFAULT_STUDIES_DIR",
+    "default_out",
 ]
 
 DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 _PARTIAL = ".partial"
+
+
+def default_out(quick: bool) -> Path:
+    """``reports``, or ``reports/quick`` for quick runs, so a smoke run never replaces the report."""
+    return Path("reports") / "quick" if quick else Path("reports")
 
 
 class UsageError(Exception):
@@ -412,7 +418,7 @@ def run_study(
     """
     if study.source is None:
         raise TypeError("`study` must come from load_study(path) so that workers can import it.")
-    out = _check_out(Path(out) if out is not None else Path("reports"))
+    out = _check_out(Path(out) if out is not None else default_out(quick))
     grid = study.quick_grid if quick else study.grid
     if overrides:
         grid = apply_overrides(grid, overrides)

@@ -291,3 +291,15 @@ def test_check_bad_invocations(tmp_path, args, message):
     result = run_cli("check", "--quick", *args, "--out", tmp_path, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_quick_runs_never_replace_the_report(studies, tmp_path):
+    """Without --out, a quick run goes to reports/quick, a full run to reports."""
+    quick = run_cli("run", "toy", "--quick", "--studies", studies, cwd=tmp_path)
+    assert quick.returncode == 0, quick.stderr
+    assert (tmp_path / "reports" / "quick" / "toy.csv").exists()
+    assert not (tmp_path / "reports" / "toy.csv").exists()
+    full = run_cli("run", "toy", "--studies", studies, cwd=tmp_path)
+    assert full.returncode == 0 and (tmp_path / "reports" / "toy.csv").exists()
+    quick_rows = len(pd.read_csv(tmp_path / "reports" / "quick" / "toy.csv"))
+    assert quick_rows == 2 * 3 and len(pd.read_csv(tmp_path / "reports" / "toy.csv")) == 6 * 3
