@@ -385,7 +385,7 @@ def _check_path_arg(path) -> Path:
         raise TypeError(f"`path` must be a file path; got {describe(path)}.")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
+        raise FileNotFoundError(f"`path` must be an existing weights file; got {str(path)!r} (no weights file at {path}).")
     return path
 
 

@@ -653,6 +653,8 @@ def gradient_norms(cell, inputs, state0=None, upstream=None, path: str = "full")
                 f"`upstream` must have last dimension {size} (path {path!r}); got shape {vec.shape}."
             )
         vec = np.broadcast_to(vec, batch + (size,)).copy()
+        if np.any(np.linalg.norm(vec, axis=-1) == 0):
+            raise ValueError("`upstream` must have a non-zero norm; got all zeros.")
     n_steps = problem.n_steps
     stride = max(1, math.isqrt(n_steps))
     checkpoints = {}

@@ -62,8 +62,8 @@ def default_out(quick: bool) -> Path:
     return Path("reports") / "quick" if quick else Path("reports")
 
 
-class UsageError(Exception):
-    """A bad invocation: the command line prints its message on one line and exits 2."""
+class UsageError(ValueError):
+    """A bad invocation or argument: the command line prints its message on one line and exits 2."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,6 @@ def _pin_blas():
     threadpool_limits(limits=1)
 
 
-@contextlib.contextmanager
 def make_executor(jobs: int | None = None, scheduler: str | None = None):
     """A ``concurrent.futures.Executor``: serial (default), process pool, or Dask.
 
@@ -253,8 +252,16 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None):
         ``"local"`` for an in-process Dask LocalCluster bound to 127.0.0.1, or the address
         of a running Dask scheduler (``tcp://host:port``).
     """
+    # Checked here, at the call, not when the context is entered.
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise UsageError(f"--jobs must be a positive integer; got {jobs!r}")
+        raise UsageError(f"--jobs (`jobs`) must be a positive integer; got {jobs!r}")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise UsageError(f"--scheduler (`scheduler`) must be 'local' or an address; got {scheduler!r}")
+    return _executor(jobs, scheduler)
+
+
+@contextlib.contextmanager
+def _executor(jobs, scheduler):
     if scheduler is None:
         if jobs is None or jobs == 1:
             yield SerialExecutor()

@@ -914,3 +914,9 @@ def test_invalid_upstream_along_lstm_cell_path():
     # The cell path has 3 coordinates, not the full state's 6.
     with pytest.raises(ValueError, match=r"`upstream` must have last dimension 3 \(path 'cell'\); got shape \(6,\)\."):
         gs.gradient_norms(lstm, X, upstream=np.ones(6), path="cell")
+
+
+def test_gradient_norms_rejects_zero_upstream():
+    cell = gs.make_cell("rnn", 3, 1, rng=0)
+    with pytest.raises(ValueError, match=re.escape("`upstream` must have a non-zero norm; got all zeros.")):
+        gs.gradient_norms(cell, 4, upstream=np.zeros(3))

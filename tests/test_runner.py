@@ -195,7 +195,7 @@ def test_two_runs_give_identical_figures_and_report(studies, tmp_path):
         (["run", "toy", "--set", "x=__import__('os').getcwd()"], "is not a literal"),
         (["run", "toy", "--set", "novalue"], "--set expects key=value"),
         (["run", "toy", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
-        (["run", "toy", "--jobs", "0"], "--jobs must be a positive integer"),
+        (["run", "toy", "--jobs", "0"], "--jobs (`jobs`) must be a positive integer"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -303,3 +303,10 @@ def test_quick_runs_never_replace_the_report(studies, tmp_path):
     assert full.returncode == 0 and (tmp_path / "reports" / "toy.csv").exists()
     quick_rows = len(pd.read_csv(tmp_path / "reports" / "quick" / "toy.csv"))
     assert quick_rows == 2 * 3 and len(pd.read_csv(tmp_path / "reports" / "toy.csv")) == 6 * 3
+
+
+def test_make_executor_checks_its_arguments_at_the_call():
+    with pytest.raises(ValueError, match=r"`jobs`\) must be a positive integer; got 'foo'"):
+        make_executor("foo")
+    with pytest.raises(ValueError, match=r"`scheduler`\) must be 'local' or an address; got 5"):
+        make_executor(scheduler=5)
