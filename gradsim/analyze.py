@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from ._validate import describe, positive_int
 from .cells import LSTM, RNN, Cell
 from .interop import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
 from .products import gradient_norms, log_singular_values, lyapunov_spectrum
-from .runner import UsageError, _check_out, _git_commit, _versions, atomic_write, csv_bytes
+from .runner import UsageError, prepare_out, write_table
 
 __all__ = ["analyze", "analyze_cell", "plot_analysis", "read_inputs", "AnalysisResult",
            "add_arguments", "run", "DEFAULT_STEPS"]
@@ -259,18 +258,16 @@ def _prepare(weights_file, layer, reverse, inputs_file, steps, warmup, load_opti
 
 def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, warmup, out, load_options):
     weights_file = Path(weights_file)
-    out = _check_out(Path(out))
+    out = prepare_out(out)
     stem = _stem(weights_file, layer, reverse, prefix)
     csv_path = out / f"{stem}.csv"
-    meta_path = out / f"{stem}.meta.json"
-    data = csv_bytes(frame)
     n_steps = inputs if isinstance(inputs, int) else int(inputs.shape[0])
     title = (f"{weights_file.name}, layer {layer}{' (reverse)' if reverse else ''}: "
              f"{_cell_label(cell)}, N={cell.n_hidden}, T={n_steps}")
     from .plotting import save_figure
 
     figure_paths = save_figure(plot_analysis(frame, title), out / stem)
-    meta = {
+    write_table(frame, csv_path, {
         "command": "analyze",
         "weights_file": str(weights_file),
         "weights_sha256": _sha256(weights_file),
@@ -289,15 +286,9 @@ def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, wa
         "warmup": warmup,
         "state0": "zeros",
         **source,
-        "rows": len(frame),
-        "csv_sha256": hashlib.sha256(data).hexdigest(),
         "figures": [p.name for p in figure_paths],
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-    }
-    atomic_write(csv_path, data)
-    atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-    return AnalysisResult(csv_path, meta_path, figure_paths, frame, cell)
+    })
+    return AnalysisResult(csv_path, csv_path.with_suffix(".meta.json"), figure_paths, frame, cell)
 
 
 def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=None, steps=None,

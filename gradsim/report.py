@@ -5,8 +5,6 @@ Every number the report shows is computed from the CSVs the runner wrote, never 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import numbers
 import time
 from pathlib import Path
@@ -16,14 +14,12 @@ import pandas as pd
 from .plotting import save_figure
 from .runner import (
     StudyResult,
-    _check_out,
-    _git_commit,
-    _versions,
     atomic_write,
-    csv_bytes,
     find_studies,
     load_study,
+    prepare_out,
     run_study,
+    write_table,
 )
 
 __all__ = ["produce", "write_report", "write_claims", "claims_section", "format_value"]
@@ -58,21 +54,16 @@ def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="
     """
     from .claims import check_claims
 
-    out = _check_out(Path(out))
+    out = prepare_out(out)
     start = time.perf_counter()
     table = check_claims(claims, quick=quick, seeds=seeds, only=only)
     seconds = time.perf_counter() - start
-    data = csv_bytes(table)
     path = out / f"{name}.csv"
-    meta = {
+    write_table(table, path, {
         "claims": [c.id for c in claims if not only or c.id in only], "quick": quick,
-        "seeds": list(seeds), "rows": len(table),
+        "seeds": list(seeds),
         "verdicts": {k: int(v) for k, v in sorted(table.verdict.value_counts().items())},
-        "csv_sha256": hashlib.sha256(data).hexdigest(), "versions": _versions(),
-        "git_commit": _git_commit(),
-    }
-    atomic_write(path, data)
-    atomic_write(path.with_suffix(".meta.json"), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    })
     return table, path, seconds
 
 

@@ -49,6 +49,8 @@ __all__ = [
     "run_study",
     "apply_overrides",
     "atomic_write",
+    "prepare_out",
+    "write_table",
     "DEFAULT_STUDIES_DIR",
     "default_out",
 ]
@@ -330,7 +332,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _check_out(out: Path) -> Path:
+def prepare_out(out) -> Path:
+    """The output folder, created if needed; a UsageError if it cannot be created or written."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -399,6 +402,23 @@ def _git_commit() -> str | None:
         return None
 
 
+def write_table(frame: pd.DataFrame, csv_path, meta: dict) -> dict:
+    """Write ``frame`` to ``csv_path`` and ``meta`` plus provenance to the ``.meta.json`` beside it.
+
+    Provenance added to ``meta``: row count, the CSV's sha256, library versions and BLAS, git
+    commit (no timestamps, so the sidecar depends on the inputs only). Both files are written
+    atomically. Returns the full metadata.
+    """
+    csv_path = Path(csv_path)
+    data = csv_bytes(frame)
+    meta = {**meta, "rows": len(frame), "csv_sha256": hashlib.sha256(data).hexdigest(),
+            "versions": _versions(), "git_commit": _git_commit()}
+    atomic_write(csv_path, data)
+    atomic_write(csv_path.with_suffix(".meta.json"),
+                 (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    return meta
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """The CSV form of a frame: floats as their shortest round-trip repr, '\\n' line ends."""
     buffer = io.StringIO()
@@ -425,7 +445,7 @@ def run_study(
     """
     if study.source is None:
         raise TypeError("`study` must come from load_study(path) so that workers can import it.")
-    out = _check_out(Path(out) if out is not None else default_out(quick))
+    out = prepare_out(Path(out) if out is not None else default_out(quick))
     grid = study.quick_grid if quick else study.grid
     if overrides:
         grid = apply_overrides(grid, overrides)
@@ -476,10 +496,8 @@ def run_study(
 
     results = [done[h] for h in hashes]
     frame = _frame(configs, results)
-    data = csv_bytes(frame)
     csv_path = out / f"{study.name}.csv"
-    meta_path = out / f"{study.name}.meta.json"
-    meta = {
+    meta = write_table(frame, csv_path, {
         "study": study.name,
         "question": study.question,
         "quick": quick,
@@ -488,20 +506,14 @@ def run_study(
         "root_seed": study.root_seed,
         "n_configs": len(configs),
         "n_errors": sum(1 for r in results if r["error"]),
-        "rows": len(frame),
-        "csv_sha256": hashlib.sha256(data).hexdigest(),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-    }
-    atomic_write(csv_path, data)
-    atomic_write(meta_path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    })
     # Everything stored is now in the CSV; leftovers of killed writes (.tmp) go too.
     for path in partial_dir.iterdir():
         path.unlink()
     with contextlib.suppress(OSError):
         partial_dir.rmdir()
         (out / _PARTIAL).rmdir()
-    return StudyResult(study, csv_path, meta_path, frame, meta["n_errors"])
+    return StudyResult(study, csv_path, csv_path.with_suffix(".meta.json"), frame, meta["n_errors"])
 
 
 class _NoBar:
