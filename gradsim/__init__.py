@@ -1,9 +1,23 @@
 """gradsim: analysis and simulation of gradient dynamics in recurrent neural networks.
 
-The whole public API is re-exported here by name.
+The whole public API is re-exported here by name. The cells, initialisers and the numeric layer
+load with the package; the heavier layers (sympy's symbolic layer, the theory library with
+scipy.stats, pandas in the workflow) load on first use of one of their names, as scipy does, so
+that ``gradsim list`` and every worker process start fast.
 """
 
-from .cells import ACTIVATIONS, CELL_KINDS, GRU, LSTM, RNN, Cell, ResidualRNN, make_cell
+import importlib as _importlib
+
+from .cells import (
+    ACTIVATIONS,
+    CELL_KINDS,
+    GRU,
+    LSTM,
+    RNN,
+    Cell,
+    ResidualRNN,
+    make_cell,
+)
 from .init import (
     INITIALISERS,
     chrono_bias,
@@ -18,7 +32,7 @@ from .init import (
     xavier_normal,
     xavier_uniform,
 )
-from .products import (
+from .numeric import (
     LyapunovSpectrum,
     gradient_norms,
     jacobian_product,
@@ -28,106 +42,108 @@ from .products import (
     untied,
 )
 
-from .runner import (
-    Study,
-    StudyResult,
-    UsageError,
-    config_hash,
-    config_rng,
-    expand_grid,
-    load_study,
-    make_executor,
-    run_study,
-)
-
-from . import interop
-from .interop import (
-    from_keras,
-    from_torch,
-    load_keras_npz,
-    load_torch,
-    load_weights,
-    to_state_dict,
-)
-from . import symbolic
-from .symbolic import (
-    ChainRuleExample,
-    MatrixForm,
-    SymbolicCell,
-    UnrolledProduct,
-    activation_gamma,
-    chain_rule_example,
-    lstm_cell_path_product,
-    matrix_form_jacobian,
-    scalar_unrolled_product,
-    symbolic_cell,
-    to_latex,
-    zero_weight_limits,
-)
-from . import theory
-from .theory import (
-    adding_problem_baseline_mse,
-    chain_rule_product,
-    chrono_forget_bias,
-    circular_law_radius,
-    clip_by_norm,
-    copy_task_baseline,
-    derivative_bound,
-    dynamical_isometry_variance_slope,
-    gaussian_log_det_mean,
-    gaussian_product_exponents,
-    gaussian_product_stderr,
-    gradient_time_scale,
-    gru_zero_weight_direct_product_log,
-    irnn_singular_values,
-    latch_fixed_point,
-    latch_gradient_log,
-    linear_tied_exponents,
-    lstm_zero_weight_cell_product_log,
-    mean_field_chi1,
-    mean_field_length_map,
-    mean_field_lyapunov,
-    mean_field_q_star,
-    memory_time_scale,
-    mu2,
-    orthogonal_linear_log_singular_values,
-    pascanu_bound,
-    pascanu_regime,
-    quarter_circle_norm,
-    residual_tied_growth_from_weight,
-    residual_tied_growth_rate,
-    residual_untied_growth_rate,
-    residual_untied_top_exponent,
-)
-
-from .tasks import (
-    TASK_KINDS,
-    Task,
-    adding_problem,
-    copy_task,
-    long_gap_recall,
-    make_task,
-    periodic_baseline,
-    periodic_sequence,
-)
-from .train import (
-    Adam,
-    BPTTResult,
-    Model,
-    SGD,
-    TrainRecord,
-    bptt,
-    clip_by_global_norm,
-    clip_by_value,
-    evaluate,
-    forward,
-    global_norm,
-    init_model,
-    loss_and_output_grad,
-    train_model,
-)
-
 __version__ = "0.1.0"
+
+# public name -> the subpackage that defines it, imported on first access
+_LAZY = {
+    "Study": "workflow",
+    "StudyResult": "workflow",
+    "UsageError": "workflow",
+    "config_hash": "workflow",
+    "config_rng": "workflow",
+    "expand_grid": "workflow",
+    "load_study": "workflow",
+    "make_executor": "workflow",
+    "run_study": "workflow",
+    "from_keras": "interop",
+    "from_torch": "interop",
+    "load_keras_npz": "interop",
+    "load_torch": "interop",
+    "load_weights": "interop",
+    "to_state_dict": "interop",
+    "ChainRuleExample": "symbolic",
+    "MatrixForm": "symbolic",
+    "SymbolicCell": "symbolic",
+    "UnrolledProduct": "symbolic",
+    "activation_gamma": "symbolic",
+    "chain_rule_example": "symbolic",
+    "lstm_cell_path_product": "symbolic",
+    "matrix_form_jacobian": "symbolic",
+    "scalar_unrolled_product": "symbolic",
+    "symbolic_cell": "symbolic",
+    "to_latex": "symbolic",
+    "zero_weight_limits": "symbolic",
+    "adding_problem_baseline_mse": "theory",
+    "chain_rule_product": "theory",
+    "chrono_forget_bias": "theory",
+    "circular_law_radius": "theory",
+    "clip_by_norm": "theory",
+    "copy_task_baseline": "theory",
+    "derivative_bound": "theory",
+    "dynamical_isometry_variance_slope": "theory",
+    "gaussian_log_det_mean": "theory",
+    "gaussian_product_exponents": "theory",
+    "gaussian_product_stderr": "theory",
+    "gradient_time_scale": "theory",
+    "gru_zero_weight_direct_product_log": "theory",
+    "irnn_singular_values": "theory",
+    "latch_fixed_point": "theory",
+    "latch_gradient_log": "theory",
+    "linear_tied_exponents": "theory",
+    "lstm_zero_weight_cell_product_log": "theory",
+    "mean_field_chi1": "theory",
+    "mean_field_length_map": "theory",
+    "mean_field_lyapunov": "theory",
+    "mean_field_q_star": "theory",
+    "memory_time_scale": "theory",
+    "mu2": "theory",
+    "orthogonal_linear_log_singular_values": "theory",
+    "pascanu_bound": "theory",
+    "pascanu_regime": "theory",
+    "quarter_circle_norm": "theory",
+    "residual_tied_growth_from_weight": "theory",
+    "residual_tied_growth_rate": "theory",
+    "residual_untied_growth_rate": "theory",
+    "residual_untied_top_exponent": "theory",
+    "TASK_KINDS": "training",
+    "Task": "training",
+    "adding_problem": "training",
+    "copy_task": "training",
+    "long_gap_recall": "training",
+    "make_task": "training",
+    "periodic_baseline": "training",
+    "periodic_sequence": "training",
+    "Adam": "training",
+    "BPTTResult": "training",
+    "Model": "training",
+    "SGD": "training",
+    "TrainRecord": "training",
+    "bptt": "training",
+    "clip_by_global_norm": "training",
+    "clip_by_value": "training",
+    "evaluate": "training",
+    "forward": "training",
+    "global_norm": "training",
+    "init_model": "training",
+    "loss_and_output_grad": "training",
+    "train_model": "training",
+}
+_SUBPACKAGES = ("cells", "numeric", "symbolic", "theory", "claims", "training", "interop", "workflow", "bench")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gradsim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
 
 __all__ = [
     "activation_gamma",

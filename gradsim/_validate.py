@@ -102,3 +102,7 @@ def frozen(array: np.ndarray) -> np.ndarray:
     owner.flags.writeable = False
     # A view of a read-only owner cannot be made writeable again (the owner itself could).
     return owner.view()
+
+
+class UsageError(ValueError):
+    """A bad invocation or argument: the command line prints its message on one line and exits 2."""

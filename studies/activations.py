@@ -16,8 +16,8 @@ the bound, so the bound is tight exactly when no unit leaves the region where |p
 import numpy as np
 
 from gradsim import RNN, gaussian, lyapunov_spectrum, orthogonal
-from gradsim.plotting import new_figure, plot_lines
-from gradsim.runner import Study
+from gradsim.workflow.plotting import new_figure, plot_lines
+from gradsim.workflow.runner import Study
 
 # Derivative bounds gamma = sup |phi'| (THEORY.md section 1).
 GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "linear": 1.0}
@@ -153,7 +153,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -9,8 +9,8 @@ for a constant slope s, against s^T.
 import numpy as np
 
 from gradsim import RNN, gradient_norms, unroll
-from gradsim.plotting import new_figure, plot_lines
-from gradsim.runner import Study
+from gradsim.workflow.plotting import new_figure, plot_lines
+from gradsim.workflow.runner import Study
 
 GRID = {"activation": ["tanh", "sigmoid", "linear"], "w": [0.1, 0.5, 1.0, 2.0], "horizon": [60]}
 QUICK_GRID = {"activation": ["tanh", "sigmoid"], "w": [0.1, 1.0], "horizon": [12]}
@@ -90,7 +90,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

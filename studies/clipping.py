@@ -17,10 +17,10 @@ curvature, runs away geometrically under the fixed learning rate.
 import numpy as np
 
 from gradsim import make_cell, unroll
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
-from gradsim.tasks import adding_problem
-from gradsim.train import SGD, evaluate, init_model, train_model
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
+from gradsim.training.tasks import adding_problem
+from gradsim.training.backprop import SGD, evaluate, init_model, train_model
 
 CLIPS = {"none": "no clipping", "norm": "norm clipping", "value": "value clipping"}
 GRID = {
@@ -223,7 +223,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -30,8 +30,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from gradsim import RNN, gaussian, lyapunov_spectrum
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
 from gradsim.theory import mean_field_chi1, mean_field_lyapunov, mean_field_q_star
 
 # Dense where the edges are (1, 1.55 and 1.86 for input std 0, 0.5 and 1).
@@ -185,7 +185,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -21,8 +21,8 @@ zero recurrent weights annihilate in one step.
 import numpy as np
 
 from gradsim import gradient_norms, lyapunov_spectrum, make_cell
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
 
 BIASES = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 INITS = ["zero", "small", "pytorch", "orthogonal"]
@@ -219,7 +219,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -1,6 +1,6 @@
 """Up to which sequence length do a tanh RNN, an IRNN, LSTMs (forget bias 0 and 1) and a GRU learn the adding problem with the same small training budget?
 
-The adding problem (THEORY.md section 11; gradsim.tasks.adding_problem): two marked values
+The adding problem (THEORY.md section 11; gradsim.training.tasks.adding_problem): two marked values
 among T uniform ones, the target their sum. Predicting the mean scores MSE 1/6 whatever T; to
 beat it a network must carry the first marked value (in the first half of the sequence) over
 T/2 steps on average. Every model has N hidden units and is trained by BPTT with the same budget
@@ -18,10 +18,10 @@ surviving gradient along the LSTM's cell path.
 import numpy as np
 
 from gradsim import make_cell
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
-from gradsim.tasks import adding_problem
-from gradsim.train import Adam, evaluate, init_model, train_model
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
+from gradsim.training.tasks import adding_problem
+from gradsim.training.backprop import Adam, evaluate, init_model, train_model
 
 MODELS = {
     "rnn": ("RNN (tanh), orthogonal", dict(kind="rnn", init="orthogonal", activation="tanh")),
@@ -224,7 +224,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -20,8 +20,8 @@ fixed-sign mean, so roughly the units with positive drift stay active for good.
 import numpy as np
 
 from gradsim import gradient_norms, make_cell, unroll
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
 
 N_INPUT = 4
 # Steps back k = T - t at which the gradient is recorded (those <= T, and T itself).
@@ -229,7 +229,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -15,8 +15,8 @@ and the library's block-spread standard error against the exact one.
 import numpy as np
 
 from gradsim import lyapunov_spectrum, make_cell, untied
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
 from gradsim.theory import gaussian_product_exponents, gaussian_product_stderr
 
 GRID = {"n_hidden": [10, 50, 100], "sigma": [0.5, 1.0, 2.0], "horizon": [5000]}
@@ -127,7 +127,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

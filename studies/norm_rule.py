@@ -30,8 +30,8 @@ from gradsim import (
     lyapunov_spectrum,
     orthogonal,
 )
-from gradsim.plotting import PALETTE, new_figure, plot_lines
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure, plot_lines
+from gradsim.workflow.runner import Study
 
 N_INPUT = 4
 # Steps k at which log ||P_k||_2 is read (transient growth shows at small k).
@@ -217,7 +217,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -23,8 +23,8 @@ state, so that they leave the fixed point s = 0, where they would be linear.
 import numpy as np
 
 from gradsim import lyapunov_spectrum, make_cell, untied
-from gradsim.plotting import PALETTE, new_figure
-from gradsim.runner import Study
+from gradsim.workflow.plotting import PALETTE, new_figure
+from gradsim.workflow.runner import Study
 from gradsim.theory import (
     mean_field_lyapunov,
     residual_tied_growth_from_weight,
@@ -204,7 +204,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 
 from gradsim import log_singular_values, make_cell
-from gradsim.plotting import new_figure, plot_lines
-from gradsim.runner import Study
+from gradsim.workflow.plotting import new_figure, plot_lines
+from gradsim.workflow.runner import Study
 
 CELLS = ["rnn", "lstm", "gru"]
 GAUSSIAN_GAINS = [0.5, 1.0, 2.0]
@@ -172,7 +172,7 @@ STUDY = Study(
 
 
 def main(quick=False):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     return produce(__file__, quick=quick)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradsim.report import produce
+from gradsim.workflow.report import produce
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 

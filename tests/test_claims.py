@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradsim.claim_library import CLAIMS, COMPARISONS
+from gradsim.claims.library import CLAIMS, COMPARISONS
 from gradsim.claims import VERDICTS, Claim, Evidence, builtin_claims, check_claims, load_claims
-from gradsim.runner import UsageError
+from gradsim.workflow.runner import UsageError
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 NOTE_NAME = re.compile(r"\b(\d{3}_[0-9a-f]{16}\.txt)\b")
@@ -113,7 +113,7 @@ def test_registry_size_ids_and_checks():
     for claim in CLAIMS:
         assert re.fullmatch(r"(notes|theory)\.[a-z0-9-]+", claim.id), claim.id
         # Each check is a module-level function of the library (importable, picklable).
-        assert claim.check.__module__ == "gradsim.claim_library"
+        assert claim.check.__module__ == "gradsim.claims.library"
         assert claim.check.__name__.startswith("check_")
         assert claim.check.__qualname__ == claim.check.__name__
 
@@ -259,7 +259,7 @@ def test_load_claims_errors(tmp_path):
 
 
 def test_comparisons_predicate_matches_library():
-    from gradsim.claim_library import comparison_holds
+    from gradsim.claims.library import comparison_holds
 
     rng = np.random.default_rng(0)
     for kind in ("within", "at most", "exceeds"):

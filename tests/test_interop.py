@@ -30,8 +30,8 @@ from scipy.special import expit
 
 import gradsim as gs
 from gradsim import interop
-from gradsim.analyze import add_arguments, analyze, read_inputs, run
-from gradsim.runner import UsageError
+from gradsim.interop.analysis import add_arguments, analyze, read_inputs, run
+from gradsim.workflow.runner import UsageError
 
 TORCH_TOL = 1e-12
 REF_TOL = 1e-14
@@ -346,7 +346,7 @@ def test_export_refuses_cells_torch_cannot_run():
 
 
 def test_core_does_not_import_torch():
-    code = ("import sys, gradsim, gradsim.interop, gradsim.analyze, gradsim.bench_torch; "
+    code = ("import sys, gradsim, gradsim.interop, gradsim.interop.analysis, gradsim.bench.vs_torch; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -561,7 +561,7 @@ def test_analyze_writes_csv_meta_and_figure(tmp_path):
     norms = gs.gradient_norms(cell, inputs)
     np.testing.assert_array_equal(full[full.quantity == "log_gradient_norm"].value, norms)
     last = full[(full.quantity == "log_singular_value") & (full.t == 40)].value
-    # Reading several horizons changes where the QRs fall; gradsim.products keeps each QR's
+    # Reading several horizons changes where the QRs fall; gradsim.numeric.products keeps each QR's
     # rounding under 1e-8 relative, i.e. 1e-8 in the log, for singular values e^-260 apart.
     np.testing.assert_allclose(last, gs.log_singular_values(cell, inputs)[0], rtol=0, atol=1e-7)
     # Written reproducibly: a second run gives the same CSV bytes.

@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 
 import gradsim as gs
-from gradsim import cli
-from gradsim.report import produce, write_report
-from gradsim.runner import apply_overrides, canonical_json, make_executor
+from gradsim.workflow import cli
+from gradsim.workflow.report import produce, write_report
+from gradsim.workflow.runner import apply_overrides, canonical_json, make_executor
 
 TOY = textwrap.dedent(
     '''
     """Is the toy study reproducible?"""
     import time
-    from gradsim.runner import Study
+    from gradsim.workflow.runner import Study
 
     def simulate(config, rng):
         if config["x"] == config.get("fail_at"):
@@ -35,7 +35,7 @@ TOY = textwrap.dedent(
                 for i in range(3)]
 
     def plot(frame):
-        from gradsim.plotting import new_figure, plot_lines
+        from gradsim.workflow.plotting import new_figure, plot_lines
         fig, ax = new_figure()
         plot_lines(ax, frame, "i", "value", "x")
         ax.set_xlabel("i"); ax.set_ylabel("value")
@@ -62,7 +62,7 @@ def studies(tmp_path):
 
 def run_cli(*args, cwd=None):
     """The command in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "gradsim.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gradsim.workflow.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=300)
 
 
@@ -132,7 +132,7 @@ def test_a_failing_configuration_is_recorded_and_the_others_go_on(studies, tmp_p
 # resume after kill -9
 def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path):
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "gradsim.cli", "run", "toy", "--out", str(out), "--studies",
+    args = [sys.executable, "-m", "gradsim.workflow.cli", "run", "toy", "--out", str(out), "--studies",
             str(studies), "--set", "sleep=0.4"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = out / ".partial" / "toy"

@@ -1,7 +1,7 @@
 """The scientific findings of the studies hold on their quick grids.
 
 Each test runs one study's quick grid through the same path as the report
-(``gradsim.report.produce``: CSV, metadata and figure), reads the CSV back and checks the
+(``gradsim.workflow.report.produce``: CSV, metadata and figure), reads the CSV back and checks the
 finding the study reports, where that finding is a theorem or is far from its threshold on
 the quick data (so that it cannot flip with the seeds). The checks are computed here from the
 CSV's raw columns, not with the study's own helpers, and every tolerance says where it comes

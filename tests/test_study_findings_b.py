@@ -1,7 +1,7 @@
 """The findings of four studies, from their quick grids: forget_bias, residual, edge_of_chaos, newman.
 
 Each test runs a study's quick grid end to end (CSV, metadata, figure) through
-gradsim.report.produce and asserts the finding where it is robust, with the reason for every
+gradsim.workflow.report.produce and asserts the finding where it is robust, with the reason for every
 tolerance. The quick grids are small, so the tolerances are those of short horizons and small N.
 """
 

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import pytest
 
-import gradsim.tasks as tk
+import gradsim.training.tasks as tk
 from gradsim.theory import adding_problem_baseline_mse, copy_task_baseline
 
 

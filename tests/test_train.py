@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import gradsim as gs
-import gradsim.train as tr
-from gradsim.tasks import adding_problem, copy_task, long_gap_recall, periodic_sequence
+import gradsim.training.backprop as tr
+from gradsim.training.tasks import adding_problem, copy_task, long_gap_recall, periodic_sequence
 from gradsim.theory import clip_by_norm
 
 FD_STEP = 1e-5
@@ -396,7 +396,7 @@ def test_train_argument_errors():
         tr.train_model(model, long_gap_recall(5), n_updates=1)
     with pytest.raises(ValueError, match=exact("`record_steps_at` must hold update indices in [0, 3); got 3.")):
         tr.train_model(model, task, n_updates=3, record_steps_at=[3])
-    with pytest.raises(TypeError, match=r"^`optimizer` must be a gradsim.train.SGD or Adam; got "):
+    with pytest.raises(TypeError, match=r"^`optimizer` must be a gradsim.training.backprop.SGD or Adam; got "):
         tr.train_model(model, task, n_updates=1, optimizer="adam")
     with pytest.raises(ValueError, match=exact("`clip_norm` must be a positive finite number; got -1.0.")):
         tr.train_model(model, task, n_updates=1, clip_norm=-1)
@@ -418,7 +418,7 @@ STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 def _run_study(name, tmp_path):
-    from gradsim.report import produce
+    from gradsim.workflow.report import produce
 
     result = produce(STUDIES / f"{name}.py", quick=True, out=tmp_path, progress=False)
     assert result.n_errors == 0

@@ -52,7 +52,7 @@ def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="
 
     Returns ``(table, csv_path, seconds)``.
     """
-    from .claims import check_claims
+    from ..claims.framework import check_claims
 
     out = prepare_out(out)
     start = time.perf_counter()

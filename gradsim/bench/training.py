@@ -1,4 +1,4 @@
-"""Benchmark of BPTT training: ``python -m gradsim.bench_train [--quick] [--threads N]``.
+"""Benchmark of BPTT training: ``python -m gradsim.bench.training [--quick] [--threads N]``.
 
 Prints the number of training updates per second (one update = a forward pass over a
 mini-batch, BPTT through every step with the cells' VJPs, the parameter gradients, global-norm
@@ -16,9 +16,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .cells import make_cell
-from .tasks import adding_problem
-from .train import Adam, init_model, train_model
+from ..cells import make_cell
+from ..training.tasks import adding_problem
+from ..training.backprop import Adam, init_model, train_model
 
 CASES = (
     ("rnn", dict(init="orthogonal", activation="tanh")),
@@ -56,7 +56,7 @@ def run(quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradsim.bench_train",
+    parser = argparse.ArgumentParser(prog="python -m gradsim.bench.training",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import analyze as _analyze
+from ..interop import analysis as _analyze
 from .runner import UsageError, default_out, find_studies, load_study, make_executor
 
 __all__ = ["main", "parse_set"]
@@ -134,7 +134,7 @@ def _cmd_report(args) -> int:
             result = produce(path, quick=args.quick, out=args.out, executor=executor,
                              resume=args.resume)
             print(f"{name}: {len(result.frame)} rows in {time.perf_counter() - t0:.1f} s")
-    from .claims import builtin_claims
+    from ..claims import builtin_claims
 
     out = args.out if args.out is not None else default_out(args.quick)
     table, path, seconds = write_claims(builtin_claims(), out=out, quick=args.quick)
@@ -145,7 +145,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .claims import builtin_claims, load_claims
+    from ..claims import builtin_claims, load_claims
     from .report import write_claims
 
     claims = builtin_claims()

@@ -25,8 +25,8 @@ import scipy.linalg as _linalg
 from scipy.linalg import blas as _blas
 from scipy.linalg import lapack as _lapack
 
-from ._validate import as_rng, describe, finite_array, positive_int
-from .cells import Cell
+from .._validate import as_rng, describe, finite_array, positive_int
+from ..cells import Cell
 
 __all__ = [
     "unroll",

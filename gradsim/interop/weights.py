@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import choice, describe, positive_int
-from .cells import GRU, LSTM, RNN, Cell, ResidualRNN
+from .._validate import choice, describe, positive_int
+from ..cells import GRU, LSTM, RNN, Cell, ResidualRNN
 
 __all__ = [
     "from_torch",

@@ -50,9 +50,9 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from sympy.matrices.expressions.hadamard import HadamardProduct
 from sympy.printing.latex import LatexPrinter
 
-from ._validate import choice, describe, finite_array, positive_int
-from .cells import ACTIVATIONS, CELL_KINDS, GRU, GRU_VARIANTS, LSTM, RNN, Cell, ResidualRNN
-from .products import jacobian_product
+from .._validate import choice, describe, finite_array, positive_int
+from ..cells import ACTIVATIONS, CELL_KINDS, GRU, GRU_VARIANTS, LSTM, RNN, Cell, ResidualRNN
+from ..numeric.products import jacobian_product
 
 __all__ = [
     "MAX_EXPLICIT_N",

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from .._validate import UsageError
+
 __all__ = [
     "Study",
     "StudyResult",
@@ -55,17 +57,13 @@ __all__ = [
     "default_out",
 ]
 
-DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+DEFAULT_STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
 _PARTIAL = ".partial"
 
 
 def default_out(quick: bool) -> Path:
     """``reports``, or ``reports/quick`` for quick runs, so a smoke run never replaces the report."""
     return Path("reports") / "quick" if quick else Path("reports")
-
-
-class UsageError(ValueError):
-    """A bad invocation or argument: the command line prints its message on one line and exits 2."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,7 @@ def load_study(path) -> Study:
     spec.loader.exec_module(module)
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study):
-        raise UsageError(f"{path} defines no STUDY = gradsim.runner.Study(...)")
+        raise UsageError(f"{path} defines no STUDY = gradsim.workflow.runner.Study(...)")
     study = Study(**{**study.__dict__, "source": path})
     _LOADED[path] = study
     return study
@@ -376,7 +374,7 @@ def _versions() -> dict:
     import matplotlib
     import scipy
 
-    from . import __version__
+    from .. import __version__
 
     # Sorted: threadpoolctl lists the libraries in load order, which can vary between runs.
     blas = sorted(

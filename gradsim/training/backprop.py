@@ -1,7 +1,7 @@
 r"""BPTT training of the cells: readouts, losses, optimisers, gradient clipping, a training loop.
 
 Back-propagation through time here is built from the cells' own vector-Jacobian products, the
-same code the analysis in :mod:`gradsim.products` uses: with states :math:`s_0 \dots s_L`,
+same code the analysis in :mod:`gradsim.numeric.products` uses: with states :math:`s_0 \dots s_L`,
 :math:`s_{t+1} = \mathrm{step}(s_t, x_t)` and a loss :math:`L` of readouts of the hidden parts
 :math:`h_t` of the states,
 
@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_rng, choice, describe, finite_array, frozen, positive_int, positive_number
-from .cells import Cell
+from .._validate import as_rng, choice, describe, finite_array, frozen, positive_int, positive_number
+from ..cells import Cell
 from .tasks import LOSSES, READOUTS, Task
-from .theory import clip_by_norm
+from ..theory.predictions import clip_by_norm
 
 __all__ = [
     "Model",
@@ -153,7 +153,7 @@ def _check_batch(model, inputs, targets, readout, loss):
     choice(readout, "readout", READOUTS)
     choice(loss, "loss", LOSSES)
     if not isinstance(model, Model):
-        raise TypeError(f"`model` must be a gradsim.train.Model; got {describe(model)}.")
+        raise TypeError(f"`model` must be a gradsim.training.backprop.Model; got {describe(model)}.")
     inputs = finite_array(inputs, "inputs")
     n_in = model.cell.n_input
     if inputs.ndim != 3 or inputs.shape[2] != n_in or inputs.shape[1] < 1 or inputs.shape[0] < 1:
@@ -633,9 +633,9 @@ class TrainRecord:
 
 def _check_task(model, task):
     if not isinstance(model, Model):
-        raise TypeError(f"`model` must be a gradsim.train.Model; got {describe(model)}.")
+        raise TypeError(f"`model` must be a gradsim.training.backprop.Model; got {describe(model)}.")
     if not isinstance(task, Task):
-        raise TypeError(f"`task` must be a gradsim.tasks.Task; got {describe(task)}.")
+        raise TypeError(f"`task` must be a gradsim.training.tasks.Task; got {describe(task)}.")
     if model.cell.n_input != task.n_input or model.n_output != task.n_output:
         raise ValueError(
             f"`model` must have n_input={task.n_input} and n_output={task.n_output} for task "
@@ -694,7 +694,7 @@ def train_model(
     batch_size = positive_int(batch_size, "batch_size")
     optimizer = Adam() if optimizer is None else optimizer
     if not isinstance(optimizer, (SGD, Adam)):
-        raise TypeError(f"`optimizer` must be a gradsim.train.SGD or Adam; got {describe(optimizer)}.")
+        raise TypeError(f"`optimizer` must be a gradsim.training.backprop.SGD or Adam; got {describe(optimizer)}.")
     if clip_norm is not None:
         clip_norm = positive_number(clip_norm, "clip_norm")
     if clip_value is not None:

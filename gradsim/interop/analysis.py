@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ._validate import describe, positive_int
-from .cells import LSTM, RNN, Cell
-from .interop import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
-from .products import gradient_norms, log_singular_values, lyapunov_spectrum
-from .runner import UsageError, prepare_out, write_table
+from .._validate import describe, positive_int
+from ..cells import LSTM, RNN, Cell
+from .weights import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
+from ..numeric.products import gradient_norms, log_singular_values, lyapunov_spectrum
+from ..workflow.runner import UsageError, prepare_out, write_table
 
 __all__ = ["analyze", "analyze_cell", "plot_analysis", "read_inputs", "AnalysisResult",
            "add_arguments", "run", "DEFAULT_STEPS"]
@@ -122,7 +122,7 @@ def _cell_label(cell: Cell) -> str:
 
 def plot_analysis(frame: pd.DataFrame, title: str = ""):
     """Three panels: log singular values of P_t (full state), Lyapunov spectra, gradient norms."""
-    from .plotting import PALETTE, finite, new_figure
+    from ..workflow.plotting import PALETTE, finite, new_figure
 
     fig, axes = new_figure(ncols=3, width=3.8, height=3.2)
     ax_sv, ax_ly, ax_gn = axes[0]
@@ -264,7 +264,7 @@ def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, wa
     n_steps = inputs if isinstance(inputs, int) else int(inputs.shape[0])
     title = (f"{weights_file.name}, layer {layer}{' (reverse)' if reverse else ''}: "
              f"{_cell_label(cell)}, N={cell.n_hidden}, T={n_steps}")
-    from .plotting import save_figure
+    from ..workflow.plotting import save_figure
 
     figure_paths = save_figure(plot_analysis(frame, title), out / stem)
     write_table(frame, csv_path, {
@@ -373,7 +373,7 @@ def run(args) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         raise UsageError(_one_line(exc)) from None
     try:
-        # An overflowing state is reported by gradsim.products as one FloatingPointError;
+        # An overflowing state is reported by gradsim.numeric.products as one FloatingPointError;
         # numpy's warnings on the way there would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
             frame = analyze_cell(cell, inputs, warmup=args.warmup)

@@ -1,4 +1,4 @@
-"""gradsim against PyTorch autodiff: ``python -m gradsim.bench_torch [--threads N] [--quick]``.
+"""gradsim against PyTorch autodiff: ``python -m gradsim.bench.vs_torch [--threads N] [--quick]``.
 
 Needs PyTorch (``pip install 'gradsim[torch]'``). Prints, from one run with one thread count
 for numpy's BLAS and for torch (``threadpoolctl`` and ``torch.set_num_threads`` set to the same
@@ -33,9 +33,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .cells import LSTM, make_cell
-from .interop import to_state_dict
-from .products import jacobian_product, lyapunov_spectrum
+from ..cells import LSTM, make_cell
+from ..interop.weights import to_state_dict
+from ..numeric.products import jacobian_product, lyapunov_spectrum
 
 TARGET_PRODUCT = 1.5  # gradsim's product at least this many times faster than jacrev
 TARGET_SPECTRUM = 3.0  # gradsim's spectrum at least this many times faster than per-step QR
@@ -43,7 +43,7 @@ TARGET_SPECTRUM = 3.0  # gradsim's spectrum at least this many times faster than
 # (cell, label, make_cell keywords). The first two are gradsim.bench's defaults (Gaussian gain 1
 # tanh RNN, PyTorch-default LSTM, inputs of unit drive). The spectrum's speed depends on the
 # spread of the exponents (how fast the frame's columns align, hence how often gradsim must
-# re-orthonormalise, see gradsim.products), so two better-conditioned cases follow: an
+# re-orthonormalise, see gradsim.numeric.products), so two better-conditioned cases follow: an
 # orthogonal RNN with weak input drive and an orthogonal LSTM with forget-gate bias 1.
 CASES = (
     ("rnn", "gaussian", dict(init="gaussian", gain=1.0, activation="tanh")),
@@ -237,7 +237,7 @@ def _print(rows, out):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradsim.bench_torch",
+    parser = argparse.ArgumentParser(prog="python -m gradsim.bench.vs_torch",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="threads for numpy's BLAS and torch (default 1)")
     parser.add_argument("--n", type=int, default=128, help="hidden units N (default 128)")

@@ -4,7 +4,7 @@ Every function here is pure: it takes numbers (or a weight matrix, or an activit
 returns float64 numbers or arrays, never touches random state, files or the console. Nothing
 here imports the numeric layer, so that a test comparing the two compares independent code.
 
-Conventions (as in :mod:`gradsim.products`): state s_t, one-step Jacobian
+Conventions (as in :mod:`gradsim.numeric.products`): state s_t, one-step Jacobian
 J_t = d s_t / d s_{t-1}, product P_T = J_T ... J_1; growth rates are per step in natural log;
 "log" results are returned where raw values could overflow or underflow float64.
 
@@ -26,7 +26,7 @@ from scipy.optimize import brentq
 from scipy.special import digamma, polygamma
 from scipy.stats import poisson
 
-from ._validate import choice, describe, finite_array, finite_number, positive_int, positive_number
+from .._validate import choice, describe, finite_array, finite_number, positive_int, positive_number
 
 __all__ = [
     "ACTIVATION_NAMES",

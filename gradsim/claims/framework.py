@@ -15,7 +15,7 @@ Verdicts
 ``conditional``
     The statement holds under the conditions named in ``detail`` and fails outside them.
 
-The built-in claims live in :mod:`gradsim.claim_library`; a user file defines ``CLAIMS``, a
+The built-in claims live in :mod:`gradsim.claims.library`; a user file defines ``CLAIMS``, a
 list of :class:`Claim`, written the same way (see :func:`load_claims`).
 """
 
@@ -35,8 +35,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ._validate import describe
-from .runner import UsageError
+from .._validate import UsageError, describe
 
 __all__ = [
     "Claim",
@@ -44,7 +43,6 @@ __all__ = [
     "VERDICTS",
     "check_claims",
     "load_claims",
-    "builtin_claims",
 ]
 
 VERDICTS = ("supported", "refuted", "conditional")
@@ -118,12 +116,6 @@ class Claim:
         if not callable(self.check):
             raise TypeError(f"`check` must be a callable (quick, rng) -> Evidence; got {describe(self.check)}.")
 
-
-def builtin_claims() -> list[Claim]:
-    """The built-in registry (lecture-note claims and THEORY.md results)."""
-    from .claim_library import CLAIMS
-
-    return list(CLAIMS)
 
 
 def load_claims(path) -> list[Claim]:

@@ -33,8 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._validate import as_rng, choice, describe, positive_int
-from .theory import adding_problem_baseline_mse, copy_task_baseline
+from .._validate import as_rng, choice, describe, positive_int
+from ..theory.predictions import adding_problem_baseline_mse, copy_task_baseline
 
 __all__ = [
     "Task",

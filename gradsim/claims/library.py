@@ -1,7 +1,7 @@
 r"""The built-in claims: the lecture notes' statements about gradients and THEORY.md's results.
 
 Every claim is checked by a module-level function ``check_<name>(quick, rng) -> Evidence`` that
-simulates with the numeric layer (:mod:`gradsim.products`) and compares what it measures with
+simulates with the numeric layer (:mod:`gradsim.numeric.products`) and compares what it measures with
 a prediction from :mod:`gradsim.theory` (or, for a lecture-note rule, with the rule itself).
 The verdict is computed from those numbers; none is written in by hand.
 
@@ -14,7 +14,7 @@ A stochastic comparison allows :data:`Z` = 4 standard errors where the standard 
 known exactly (Newman's QR variances, the adding problem's fourth moment, the plug-in
 entropy's chi-square law), i.e. a two-sided false-alarm probability :data:`P_FALSE_ALARM`
 = 6.3e-5. Where the standard error is itself estimated from k samples (the 20 block
-estimates of :func:`~gradsim.products.lyapunov_spectrum`, or k random matrices) the
+estimates of :func:`~gradsim.numeric.products.lyapunov_spectrum`, or k random matrices) the
 multiplier is Student's t quantile with k - 1 degrees of freedom at the same probability
 (5.10 for 20 blocks): the estimated standard error is itself uncertain. Checks run with
 every seed given to :func:`~gradsim.claims.check_claims`; a claim whose verdict differs
@@ -43,11 +43,11 @@ import numpy as np
 from scipy import stats
 from scipy.special import polygamma
 
-from . import theory
-from .cells import GRU, LSTM, RNN, ResidualRNN, make_cell
-from .claims import Claim, Evidence
-from .init import gaussian, orthogonal
-from .products import (
+from ..theory import predictions as theory
+from ..cells import GRU, LSTM, RNN, ResidualRNN, make_cell
+from .framework import Claim, Evidence
+from ..init import gaussian, orthogonal
+from ..numeric.products import (
     gradient_norms,
     jacobian_product,
     log_singular_values,
@@ -56,7 +56,7 @@ from .products import (
     untied,
 )
 
-__all__ = ["CLAIMS", "COMPARISONS", "comparison_holds", "Z", "P_FALSE_ALARM"]
+__all__ = ["CLAIMS", "COMPARISONS", "builtin_claims", "comparison_holds", "Z", "P_FALSE_ALARM"]
 
 #: Standard errors allowed when the standard error is known exactly.
 Z = 4.0
@@ -1429,3 +1429,8 @@ COMPARISONS: dict[str, str] = {
     "theory.copy-baseline": "within",
     "theory.dynamical-isometry": "within",
 }
+
+
+def builtin_claims() -> list[Claim]:
+    """The built-in registry (lecture-note claims and THEORY.md results)."""
+    return list(CLAIMS)

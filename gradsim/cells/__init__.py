@@ -1,0 +1,14 @@
+"""Recurrent cells: immutable parameter holders with pure step, Jacobian and VJP functions.
+
+Parameters use PyTorch's layout and names (``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh``; gates stacked i, f, g, o for the LSTM and r, z, n for the GRU). One module per
+family; :mod:`gradsim.cells.base` holds the protocol every cell follows.
+"""
+
+from .base import ACTIVATIONS, Cell
+from .classic import RNN, ResidualRNN
+from .factory import CELL_KINDS, make_cell
+from .gru import GRU, GRU_VARIANTS
+from .lstm import LSTM
+
+__all__ = ["Cell", "RNN", "ResidualRNN", "LSTM", "GRU", "make_cell", "ACTIVATIONS", "CELL_KINDS", "GRU_VARIANTS"]

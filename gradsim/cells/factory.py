@@ -1,0 +1,118 @@
+"""``make_cell``: a cell of any kind with freshly initialised weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import init as _init
+from .._validate import as_rng, choice, finite_number, positive_int, positive_number
+from .base import ACTIVATIONS, Cell
+from .classic import RNN, ResidualRNN
+from .gru import GRU, GRU_VARIANTS
+from .lstm import LSTM
+
+CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru")
+_N_GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3}
+
+
+def make_cell(
+    kind: str,
+    n_hidden: int,
+    n_input: int = 1,
+    *,
+    init: str = "gaussian",
+    gain: float = 1.0,
+    activation: str = "tanh",
+    variant: str = "torch",
+    alpha: float = 1.0,
+    input_gain: float = 1.0,
+    bias_std: float = 0.0,
+    forget_bias: float | None = None,
+    chrono_t_max: float | None = None,
+    rng=None,
+) -> Cell:
+    """Build a cell with freshly initialised weights.
+
+    Parameters
+    ----------
+    kind : {"rnn", "irnn", "residual", "lstm", "gru"}
+        ``"irnn"`` is an RNN with ReLU, recurrent weights ``gain * I`` and zero bias
+        (Le, Jaitly & Hinton 2015), whatever ``init`` says.
+    n_hidden, n_input : int
+        N and I; ``n_input=0`` gives a cell without input weights.
+    init : str
+        Initialiser of each N x N recurrent block (see :data:`gradsim.init.INITIALISERS`);
+        ``"pytorch"`` fills every weight and bias with PyTorch's default U(-1/sqrt N, 1/sqrt N).
+    gain : float
+        Gain (or identity scale) of the recurrent blocks.
+    activation : str
+        RNN and residual cells only.
+    variant : str
+        GRU only.
+    alpha : float
+        Residual cells only: weight of the residual branch.
+    input_gain : float
+        Input weights are N(0, input_gain^2 / I) (unless ``init="pytorch"``).
+    bias_std : float
+        Biases (``bias_hh``) are N(0, bias_std^2); ``bias_ih`` is zero.
+    forget_bias : float, optional
+        LSTM only: added to the forget-gate bias.
+    chrono_t_max : float, optional
+        LSTM only: chrono initialisation of the i and f biases with this longest memory.
+    rng : seed or Generator
+
+    Returns
+    -------
+    Cell
+    """
+    choice(kind, "kind", CELL_KINDS)
+    n = positive_int(n_hidden, "n_hidden")
+    n_in = positive_int(n_input, "n_input", minimum=0)
+    choice(init, "init", tuple(_init.INITIALISERS))
+    # Checked for every kind, so that a misspelt option never passes silently.
+    choice(activation, "activation", tuple(ACTIVATIONS))
+    choice(variant, "variant", GRU_VARIANTS)
+    if forget_bias is not None:
+        forget_bias = finite_number(forget_bias, "forget_bias")
+    if chrono_t_max is not None:
+        chrono_t_max = positive_number(chrono_t_max, "chrono_t_max")
+        if chrono_t_max <= 2.0:
+            raise ValueError(
+                f"`chrono_t_max` must be a number > 2 (the longest memory in steps); got {chrono_t_max!r}."
+            )
+    gain = positive_number(gain, "gain", allow_zero=True)
+    input_gain = positive_number(input_gain, "input_gain", allow_zero=True)
+    bias_std = positive_number(bias_std, "bias_std", allow_zero=True)
+    if kind != "lstm" and (forget_bias is not None or chrono_t_max is not None):
+        raise ValueError(
+            f"`forget_bias` and `chrono_t_max` apply to kind='lstm' only; got kind={kind!r}."
+        )
+    rng = as_rng(rng)
+    gates = _N_GATES[kind]
+    if kind == "irnn":
+        init = "identity"
+    if init == "pytorch":
+        w_hh = _init.pytorch_uniform((gates * n, n), n, rng)
+        w_ih = _init.pytorch_uniform((gates * n, n_in), n, rng)
+        b_hh = _init.pytorch_uniform((gates * n,), n, rng)
+        b_ih = _init.pytorch_uniform((gates * n,), n, rng)
+    else:
+        w_hh = np.concatenate([_init.initialise(init, n, gain, rng) for _ in range(gates)])
+        w_ih = _init.gaussian((gates * n, n_in), input_gain, rng)
+        b_hh = rng.standard_normal(gates * n) * bias_std if bias_std > 0 else np.zeros(gates * n)
+        b_ih = np.zeros(gates * n)
+    if kind == "irnn":
+        b_hh = np.zeros(n)
+        b_ih = np.zeros(n)
+    if kind in ("rnn", "irnn"):
+        act = "relu" if kind == "irnn" else activation
+        return RNN(w_hh, w_ih, b_hh, b_ih, activation=act)
+    if kind == "residual":
+        return ResidualRNN(w_hh, w_ih, b_hh, b_ih, activation=activation, alpha=alpha)
+    if kind == "gru":
+        return GRU(w_ih, w_hh, b_ih, b_hh, variant=variant)
+    if chrono_t_max is not None:
+        b_hh = b_hh + _init.chrono_bias(n, chrono_t_max, rng)
+    if forget_bias is not None:
+        b_hh = b_hh + _init.forget_gate_bias(n, forget_bias)
+    return LSTM(w_ih, w_hh, b_ih, b_hh)

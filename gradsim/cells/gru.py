@@ -1,0 +1,148 @@
+"""The GRU cell in three variants: PyTorch (reset after), reset before, and Chung et al."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from .._validate import choice
+from .base import Cell, _affine, _affine_grads, _batch_shape, _batch_sum, _diag, _outer_sum, _sigmoid_slope
+
+GRU_VARIANTS = ("torch", "reset_before", "chung")
+
+
+@dataclass(frozen=True, eq=False)
+class GRU(Cell):
+    r"""GRU cell; gates stacked r, z, n as in ``torch.nn.GRU``.
+
+    .. math::
+
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \qquad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz})
+
+    ``variant="torch"`` (reset after the matmul, as PyTorch, cuDNN and Keras ``reset_after=True``):
+
+    .. math::
+
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})), \qquad
+        h' = (1 - z) \odot n + z \odot h
+
+        \partial h'/\partial h = \operatorname{diag}(z) + \operatorname{diag}((h - n)\sigma'(a_z)) W_{hz}
+            + \operatorname{diag}((1-z)(1-n^2))\,[\operatorname{diag}(r) W_{hn}
+            + \operatorname{diag}((W_{hn} h + b_{hn})\sigma'(a_r)) W_{hr}]
+
+    ``variant="reset_before"`` (Cho et al. 2014; Keras ``reset_after=False``):
+    :math:`n = \tanh(W_{in} x + b_{in} + W_{hn}(r \odot h) + b_{hn})`, same update as torch.
+
+    ``variant="chung"`` (Chung et al. 2014): reset before, and the roles of z swapped,
+    :math:`h' = (1 - z) \odot h + z \odot n`.
+
+    Paths: ``"full"`` and ``"direct"`` (the skip term alone: diag(z), or diag(1 - z) for chung).
+
+    Parameters
+    ----------
+    weight_ih : array, shape (3 N, I) or None
+    weight_hh : array, shape (3 N, N)
+    bias_ih, bias_hh : array, shape (3 N,), optional
+    variant : {"torch", "reset_before", "chung"}
+    """
+
+    weight_ih: np.ndarray | None
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray | None = None
+    bias_hh: np.ndarray | None = None
+    variant: str = "torch"
+    paths = ("full", "direct")
+    n_gates = 3
+
+    def __post_init__(self):
+        choice(self.variant, "variant", GRU_VARIANTS)
+        self._freeze_weights()
+
+    def _forward(self, h, x):
+        n = self.n_hidden
+        w = self.weight_hh
+        b = self.bias_hh
+        ax = _affine(x, self.weight_ih, self.bias_ih)
+        hr = h @ w[:2 * n].T + b[: 2 * n]
+        r = expit(ax[..., :n] + hr[..., :n])
+        z = expit(ax[..., n : 2 * n] + hr[..., n:])
+        if self.variant == "torch":
+            hn = h @ w[2 * n :].T + b[2 * n :]
+            cand = np.tanh(ax[..., 2 * n :] + r * hn)
+        else:
+            hn = None
+            cand = np.tanh(ax[..., 2 * n :] + (r * h) @ w[2 * n :].T + b[2 * n :])
+        keep = z if self.variant != "chung" else 1.0 - z
+        h_new = keep * h + (1.0 - keep) * cand
+        return h_new, dict(h=h, r=r, z=z, n=cand, hn=hn, keep=keep)
+
+    def _candidate_grad(self, p, v):
+        """v -> v^T dn/dh for the candidate n (both reset placements)."""
+        n = self.n_hidden
+        w = self.weight_hh
+        w_r, w_n = w[:n], w[2 * n :]
+        g_an = v * (1.0 - p["n"] ** 2)
+        if self.variant == "torch":
+            return (g_an * p["r"]) @ w_n + (g_an * p["hn"] * _sigmoid_slope(p["r"])) @ w_r
+        g_rh = g_an @ w_n  # gradient wrt (r * h)
+        return g_rh * p["r"] + (g_rh * p["h"] * _sigmoid_slope(p["r"])) @ w_r
+
+    def _jacobian(self, state, x, path):
+        new, p = self._forward(state, x)
+        if path == "direct":
+            return new, _diag(p["keep"])
+        n = self.n_hidden
+        w = self.weight_hh
+        w_r, w_z, w_n = w[:n], w[n : 2 * n], w[2 * n :]
+        if self.variant == "torch":
+            dn = (1.0 - p["n"] ** 2)[..., :, None] * (
+                p["r"][..., :, None] * w_n + (p["hn"] * _sigmoid_slope(p["r"]))[..., :, None] * w_r
+            )
+        else:
+            # d(r*h)/dh = diag(r) + diag(h sigma'(a_r)) W_hr
+            drh = _diag(p["r"]) + (p["h"] * _sigmoid_slope(p["r"]))[..., :, None] * w_r
+            dn = (1.0 - p["n"] ** 2)[..., :, None] * (w_n @ drh)
+        # h' = keep h + (1 - keep) n with keep = z (torch, reset_before) or 1 - z (chung).
+        sign = 1.0 if self.variant != "chung" else -1.0
+        dz = (sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"]))[..., :, None] * w_z
+        jac = _diag(p["keep"]) + dz + (1.0 - p["keep"])[..., :, None] * dn
+        return new, jac
+
+    def _vjp(self, state, x, cotangent, path):
+        _, p = self._forward(state, x)
+        if path == "direct":
+            return cotangent * p["keep"]
+        n = self.n_hidden
+        w_z = self.weight_hh[n : 2 * n]
+        sign = 1.0 if self.variant != "chung" else -1.0
+        grad = cotangent * p["keep"]
+        grad = grad + (cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"])) @ w_z
+        return grad + self._candidate_grad(p, cotangent * (1.0 - p["keep"]))
+
+    def _param_vjp(self, state, x, cotangent):
+        # h' = keep h + (1 - keep) n, keep = z (or 1 - z): the gradients of the pre-activations
+        # a_z, a_n, a_r, split into their input part (W_ih x + b_ih) and hidden part.
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        sign = 1.0 if self.variant != "chung" else -1.0
+        g_az = cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"])
+        g_an = cotangent * (1.0 - p["keep"]) * (1.0 - p["n"] ** 2)
+        shape = _batch_shape(state, x, cotangent)
+        if self.variant == "torch":
+            # a_n = (W_in x + b_in) + r * (W_hn h + b_hn)
+            g_ar = g_an * p["hn"] * _sigmoid_slope(p["r"])
+            g_hidden = np.concatenate([g_ar, g_az, g_an * p["r"]], axis=-1)
+            g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
+            return _affine_grads(g_input, x, g_hidden, state, shape)
+        # a_n = (W_in x + b_in) + W_hn (r * h) + b_hn
+        rh = p["r"] * p["h"]
+        g_ar = (g_an @ self.weight_hh[2 * n :]) * p["h"] * _sigmoid_slope(p["r"])
+        g_gates = np.concatenate([g_ar, g_az], axis=-1)
+        g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
+        grads = _affine_grads(g_input, x, g_gates, state, shape)
+        grads["weight_hh"] = np.concatenate([grads["weight_hh"], _outer_sum(g_an, rh)])
+        grads["bias_hh"] = np.concatenate([grads["bias_hh"], _batch_sum(g_an, shape)])
+        return grads

@@ -1,0 +1,171 @@
+"""The LSTM cell (PyTorch form, state concat(h, c)) and its structured full-state Jacobian."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _sigmoid_slope
+
+@dataclass(frozen=True, eq=False)
+class LSTM(Cell):
+    r"""LSTM cell in PyTorch's form; the state vector is ``concat(h, c)`` of length 2 N.
+
+    .. math::
+
+        (a_i, a_f, a_g, a_o) = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}
+
+        i, f, o = \sigma(a_i), \sigma(a_f), \sigma(a_o), \qquad g = \tanh(a_g)
+
+        c_t = f \odot c_{t-1} + i \odot g, \qquad h_t = o \odot \tanh(c_t)
+
+    Jacobian blocks (THEORY.md section 7), with :math:`\sigma' = \sigma(1-\sigma)`:
+
+    .. math::
+
+        \partial c_t/\partial c_{t-1} = \operatorname{diag}(f)
+
+        \partial c_t/\partial h_{t-1} = \operatorname{diag}(c_{t-1}\sigma'(a_f)) W_{hf}
+            + \operatorname{diag}(g\,\sigma'(a_i)) W_{hi} + \operatorname{diag}(i(1-g^2)) W_{hg}
+
+        \partial h_t/\partial c_{t-1} = \operatorname{diag}(o(1-\tanh^2 c_t) f)
+
+        \partial h_t/\partial h_{t-1} = \operatorname{diag}(\tanh(c_t)\sigma'(a_o)) W_{ho}
+            + \operatorname{diag}(o(1-\tanh^2 c_t))\, \partial c_t/\partial h_{t-1}
+
+    Paths: ``"full"`` (2N x 2N), ``"cell"`` (the c -> c block diag(f), the constant error
+    carousel), ``"hidden"`` (the h -> h block with c held fixed).
+
+    Parameters
+    ----------
+    weight_ih : array, shape (4 N, I) or None
+    weight_hh : array, shape (4 N, N)
+    bias_ih, bias_hh : array, shape (4 N,), optional
+    """
+
+    weight_ih: np.ndarray | None
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray | None = None
+    bias_hh: np.ndarray | None = None
+    paths = ("full", "cell", "hidden")
+    n_gates = 4
+
+    def __post_init__(self):
+        self._freeze_weights()
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.n_hidden
+
+    def _forward(self, state, x):
+        n = self.n_hidden
+        h, c = state[..., :n], state[..., n:]
+        a = h @ self.weight_hh.T + self.bias_hh + _affine(x, self.weight_ih, self.bias_ih)
+        i = expit(a[..., :n])
+        f = expit(a[..., n : 2 * n])
+        g = np.tanh(a[..., 2 * n : 3 * n])
+        o = expit(a[..., 3 * n :])
+        c_new = f * c + i * g
+        tanh_c = np.tanh(c_new)
+        h_new = o * tanh_c
+        parts = dict(c=c, i=i, f=f, g=g, o=o, tanh_c=tanh_c)
+        return np.concatenate([h_new, c_new], axis=-1), parts
+
+    def _blocks(self, p):
+        """The four N x N Jacobian blocks (dh/dh, dh/dc, dc/dh, dc/dc as a vector f)."""
+        n = self.n_hidden
+        w = self.weight_hh
+        w_i, w_f, w_g, w_o = w[:n], w[n : 2 * n], w[2 * n : 3 * n], w[3 * n :]
+        dc_dh = (
+            (p["c"] * _sigmoid_slope(p["f"]))[..., :, None] * w_f
+            + (p["g"] * _sigmoid_slope(p["i"]))[..., :, None] * w_i
+            + (p["i"] * (1.0 - p["g"] ** 2))[..., :, None] * w_g
+        )
+        out_slope = p["o"] * (1.0 - p["tanh_c"] ** 2)
+        dh_dh = (p["tanh_c"] * _sigmoid_slope(p["o"]))[..., :, None] * w_o + out_slope[
+            ..., :, None
+        ] * dc_dh
+        return dh_dh, out_slope * p["f"], dc_dh
+
+    def _jacobian_operator(self, state, x, path):
+        if path != "full":
+            return self._jacobian(state, x, path)
+        new, p = self._forward(state, x)
+        dh_dh, dh_dc, dc_dh = self._blocks(p)
+        return new, _LSTMJacobian(dh_dh, dh_dc, dc_dh, p["f"])
+
+    def _jacobian(self, state, x, path):
+        new, p = self._forward(state, x)
+        if path == "cell":
+            return new, _diag(p["f"])
+        dh_dh, dh_dc, dc_dh = self._blocks(p)
+        if path == "hidden":
+            return new, dh_dh
+        top = np.concatenate([dh_dh, _diag(dh_dc)], axis=-1)
+        bottom = np.concatenate([dc_dh, _diag(p["f"])], axis=-1)
+        return new, np.concatenate([top, bottom], axis=-2)
+
+    def _vjp(self, state, x, cotangent, path):
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        if path == "cell":
+            return cotangent * p["f"]
+        if path == "hidden":
+            v_h, v_c = cotangent, np.zeros_like(cotangent)
+        else:
+            v_h, v_c = cotangent[..., :n], cotangent[..., n:]
+        # Gradient reaching c_t, through c_t directly and through h_t = o tanh(c_t).
+        u_c = v_c + v_h * p["o"] * (1.0 - p["tanh_c"] ** 2)
+        grad_a = np.concatenate(
+            [
+                u_c * p["g"] * _sigmoid_slope(p["i"]),
+                u_c * p["c"] * _sigmoid_slope(p["f"]),
+                u_c * p["i"] * (1.0 - p["g"] ** 2),
+                v_h * p["tanh_c"] * _sigmoid_slope(p["o"]),
+            ],
+            axis=-1,
+        )
+        grad_h = grad_a @ self.weight_hh
+        if path == "hidden":
+            return grad_h
+        return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
+
+    def _param_vjp(self, state, x, cotangent):
+        # The same dL/da (all four gates) as the full-path _vjp, then the affine maps' gradients.
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        v_h, v_c = cotangent[..., :n], cotangent[..., n:]
+        u_c = v_c + v_h * p["o"] * (1.0 - p["tanh_c"] ** 2)
+        grad_a = np.concatenate(
+            [
+                u_c * p["g"] * _sigmoid_slope(p["i"]),
+                u_c * p["c"] * _sigmoid_slope(p["f"]),
+                u_c * p["i"] * (1.0 - p["g"] ** 2),
+                v_h * p["tanh_c"] * _sigmoid_slope(p["o"]),
+            ],
+            axis=-1,
+        )
+        h = state[..., :n]
+        return _affine_grads(grad_a, x, grad_a, h, _batch_shape(state, x, cotangent))
+
+
+class _LSTMJacobian:
+    """The LSTM's full-state Jacobian [[dh/dh, diag(dh/dc)], [dc/dh, diag(f)]] as an operator.
+
+    ``J @ M`` costs two N x N by N x k products (4 N^2 k flops) instead of the dense
+    2N x 2N product's 8 N^2 k, because two of the four blocks are diagonal.
+    """
+
+    __slots__ = ("dh_dh", "dh_dc", "dc_dh", "f")
+
+    def __init__(self, dh_dh, dh_dc, dc_dh, f):
+        self.dh_dh, self.dh_dc, self.dc_dh, self.f = dh_dh, dh_dc, dc_dh, f
+
+    def __matmul__(self, m):
+        n = self.f.shape[-1]
+        m_h, m_c = m[..., :n, :], m[..., n:, :]
+        top = self.dh_dh @ m_h + self.dh_dc[..., :, None] * m_c
+        bottom = self.dc_dh @ m_h + self.f[..., :, None] * m_c
+        return np.concatenate([top, bottom], axis=-2)

@@ -1,0 +1,41 @@
+"""PyTorch and Keras weight import and export, and `gradsim analyze` of a trained layer."""
+
+from .weights import (
+    from_torch,
+    load_torch,
+    to_state_dict,
+    from_keras,
+    load_keras_npz,
+    load_weights,
+    TORCH_NONLINEARITIES,
+    KERAS_KINDS,
+)
+from .analysis import (
+    analyze,
+    analyze_cell,
+    plot_analysis,
+    read_inputs,
+    AnalysisResult,
+    add_arguments,
+    run,
+    DEFAULT_STEPS,
+)
+
+__all__ = [
+    "from_torch",
+    "load_torch",
+    "to_state_dict",
+    "from_keras",
+    "load_keras_npz",
+    "load_weights",
+    "TORCH_NONLINEARITIES",
+    "KERAS_KINDS",
+    "analyze",
+    "analyze_cell",
+    "plot_analysis",
+    "read_inputs",
+    "AnalysisResult",
+    "add_arguments",
+    "run",
+    "DEFAULT_STEPS",
+]

@@ -1,0 +1,63 @@
+"""The workflow: the study runner and its executors, figures, the report and the command line."""
+
+from .runner import (
+    Study,
+    StudyResult,
+    UsageError,
+    expand_grid,
+    canonical_json,
+    config_hash,
+    config_rng,
+    load_study,
+    find_studies,
+    make_executor,
+    run_study,
+    apply_overrides,
+    atomic_write,
+    prepare_out,
+    write_table,
+    DEFAULT_STUDIES_DIR,
+    default_out,
+)
+from .plotting import (
+    PALETTE,
+    new_figure,
+    plot_lines,
+    save_figure,
+)
+from .report import (
+    produce,
+    write_report,
+    write_claims,
+    claims_section,
+    format_value,
+)
+
+__all__ = [
+    "Study",
+    "StudyResult",
+    "UsageError",
+    "expand_grid",
+    "canonical_json",
+    "config_hash",
+    "config_rng",
+    "load_study",
+    "find_studies",
+    "make_executor",
+    "run_study",
+    "apply_overrides",
+    "atomic_write",
+    "prepare_out",
+    "write_table",
+    "DEFAULT_STUDIES_DIR",
+    "default_out",
+    "PALETTE",
+    "new_figure",
+    "plot_lines",
+    "save_figure",
+    "produce",
+    "write_report",
+    "write_claims",
+    "claims_section",
+    "format_value",
+]
