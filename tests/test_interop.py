@@ -561,7 +561,7 @@ def test_analyze_writes_csv_meta_and_figure(tmp_path):
     norms = gs.gradient_norms(cell, inputs)
     np.testing.assert_array_equal(full[full.quantity == "log_gradient_norm"].value, norms)
     last = full[(full.quantity == "log_singular_value") & (full.t == 40)].value
-    # Reading several horizons changes where the QRs fall; gradsim.numeric.products keeps each QR's
+    # Reading several horizons changes where the QRs fall; gradsim.numeric keeps each QR's
     # rounding under 1e-8 relative, i.e. 1e-8 in the log, for singular values e^-260 apart.
     np.testing.assert_allclose(last, gs.log_singular_values(cell, inputs)[0], rtol=0, atol=1e-7)
     # Written reproducibly: a second run gives the same CSV bytes.

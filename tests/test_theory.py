@@ -1,7 +1,7 @@
 """Tests of the exact predictions (gradsim/theory.py, THEORY.md sections 1-11).
 
 Each prediction is compared with something computed independently of it: mpmath at 30
-digits, Monte Carlo sampling written here, the numeric layer (gradsim.numeric.products) on a cell
+digits, Monte Carlo sampling written here, the numeric layer (gradsim.numeric) on a cell
 built for the purpose, or the numbers printed in THEORY.md. Every tolerance says where it
 comes from. Statistical checks use fixed seeds, so they are deterministic; their tolerances
 are 5 standard errors (a false alarm about once in 10^6 per check for Gaussian errors).

@@ -1,7 +1,7 @@
 """Argument validation of the cells, the initialisers and ``make_cell``.
 
 Every message has the form "`name` must be <expectation>; got <received>." (gradsim/_validate.py),
-and each test pins the argument's name and the received value. Errors of gradsim.numeric.products are
+and each test pins the argument's name and the received value. Errors of gradsim.numeric are
 tested with that module.
 """
 

@@ -8,7 +8,7 @@ and the time of ``gradient_norms`` over a long horizon.
 The flop count of a step is the matmul's, 2 P^3 for a P x P product, for all three rates:
 the spectrum's rate is an *effective* rate (same work counted, more time taken). ``spread``
 is the gap between the largest and smallest Lyapunov exponent per step (nats): the wider it is,
-the more often the frame must be re-orthonormalised (see ``gradsim.numeric.products``).
+the more often the frame must be re-orthonormalised (see ``gradsim.numeric``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..cells import make_cell
-from ..numeric.products import gradient_norms, jacobian_product, lyapunov_spectrum
+from ..numeric import gradient_norms, jacobian_product, lyapunov_spectrum
 
 
 def _best_time(run, repeats: int) -> float:

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..cells import LSTM, make_cell
 from ..interop.weights import to_state_dict
-from ..numeric.products import jacobian_product, lyapunov_spectrum
+from ..numeric import jacobian_product, lyapunov_spectrum
 
 TARGET_PRODUCT = 1.5  # gradsim's product at least this many times faster than jacrev
 TARGET_SPECTRUM = 3.0  # gradsim's spectrum at least this many times faster than per-step QR
@@ -43,7 +43,7 @@ TARGET_SPECTRUM = 3.0  # gradsim's spectrum at least this many times faster than
 # (cell, label, make_cell keywords). The first two are gradsim.bench's defaults (Gaussian gain 1
 # tanh RNN, PyTorch-default LSTM, inputs of unit drive). The spectrum's speed depends on the
 # spread of the exponents (how fast the frame's columns align, hence how often gradsim must
-# re-orthonormalise, see gradsim.numeric.products), so two better-conditioned cases follow: an
+# re-orthonormalise, see gradsim.numeric), so two better-conditioned cases follow: an
 # orthogonal RNN with weak input drive and an orthogonal LSTM with forget-gate bias 1.
 CASES = (
     ("rnn", "gaussian", dict(init="gaussian", gain=1.0, activation="tanh")),

@@ -1,7 +1,7 @@
 r"""The built-in claims: the lecture notes' statements about gradients and THEORY.md's results.
 
 Every claim is checked by a module-level function ``check_<name>(quick, rng) -> Evidence`` that
-simulates with the numeric layer (:mod:`gradsim.numeric.products`) and compares what it measures with
+simulates with the numeric layer (:mod:`gradsim.numeric`) and compares what it measures with
 a prediction from :mod:`gradsim.theory` (or, for a lecture-note rule, with the rule itself).
 The verdict is computed from those numbers; none is written in by hand.
 
@@ -14,7 +14,7 @@ A stochastic comparison allows :data:`Z` = 4 standard errors where the standard 
 known exactly (Newman's QR variances, the adding problem's fourth moment, the plug-in
 entropy's chi-square law), i.e. a two-sided false-alarm probability :data:`P_FALSE_ALARM`
 = 6.3e-5. Where the standard error is itself estimated from k samples (the 20 block
-estimates of :func:`~gradsim.numeric.products.lyapunov_spectrum`, or k random matrices) the
+estimates of :func:`~gradsim.numeric.lyapunov_spectrum`, or k random matrices) the
 multiplier is Student's t quantile with k - 1 degrees of freedom at the same probability
 (5.10 for 20 blocks): the estimated standard error is itself uncertain. Checks run with
 every seed given to :func:`~gradsim.claims.check_claims`; a claim whose verdict differs
@@ -47,7 +47,7 @@ from ..theory import predictions as theory
 from ..cells import GRU, LSTM, RNN, ResidualRNN, make_cell
 from .framework import Claim, Evidence
 from ..init import gaussian, orthogonal
-from ..numeric.products import (
+from ..numeric import (
     gradient_norms,
     jacobian_product,
     log_singular_values,

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from .._validate import describe, positive_int
 from ..cells import LSTM, RNN, Cell
 from .weights import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
-from ..numeric.products import gradient_norms, log_singular_values, lyapunov_spectrum
+from ..numeric import gradient_norms, log_singular_values, lyapunov_spectrum
 from ..workflow.runner import UsageError, prepare_out, write_table
 
 __all__ = ["analyze", "analyze_cell", "plot_analysis", "read_inputs", "AnalysisResult",
@@ -373,7 +373,7 @@ def run(args) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         raise UsageError(_one_line(exc)) from None
     try:
-        # An overflowing state is reported by gradsim.numeric.products as one FloatingPointError;
+        # An overflowing state is reported by gradsim.numeric as one FloatingPointError;
         # numpy's warnings on the way there would only repeat it.
         with np.errstate(over="ignore", invalid="ignore"):
             frame = analyze_cell(cell, inputs, warmup=args.warmup)

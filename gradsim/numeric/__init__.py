@@ -1,15 +1,27 @@
-"""The numeric layer: unrolled trajectories, Jacobian products, singular values, Lyapunov spectra
-and back-propagated gradient norms."""
+"""The numeric layer: unrolled trajectories and the Jacobian products along them.
 
-from .products import (
-    unroll,
-    jacobian_product,
-    log_singular_values,
-    lyapunov_spectrum,
-    gradient_norms,
-    LyapunovSpectrum,
-    untied,
-)
+Notation: states s_0 .. s_T with s_{t+1} = cell_t.step(s_t, x_t) for t = 0 .. T-1, one-step
+Jacobians J_t = d s_t / d s_{t-1}, and the forward product P_t = J_t ... J_1 = d s_t / d s_0.
+Back-propagation through time multiplies by the transposed J_t in reverse order.
+
+Growth is reported as natural logarithms, per step for rates, so that a 100 000-step product
+with gain 10 or 0.1 gives finite numbers. Nothing here stores a P x P matrix per step: memory
+is that of a few P x P matrices plus the requested outputs.
+
+``cell`` is a :class:`~gradsim.cells.Cell` (tied weights) or a callable ``t -> Cell`` giving
+the cell of step t (untied weights, the mean-field setting); the callable must return the same
+cell for the same t, because :func:`gradient_norms` calls it again on the way back.
+
+Modules: :mod:`._problem` (arguments), :mod:`.qr` (re-orthonormalisation), :mod:`.trajectory`
+(``unroll``, ``jacobian_product``), :mod:`.spectrum`, :mod:`.singular`, :mod:`.gradients`,
+:mod:`.untied`.
+"""
+
+from .gradients import gradient_norms
+from .singular import log_singular_values
+from .spectrum import LyapunovSpectrum, lyapunov_spectrum
+from .trajectory import jacobian_product, unroll
+from .untied import untied
 
 __all__ = [
     "unroll",

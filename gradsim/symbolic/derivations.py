@@ -52,7 +52,7 @@ from sympy.printing.latex import LatexPrinter
 
 from .._validate import choice, describe, finite_array, positive_int
 from ..cells import ACTIVATIONS, CELL_KINDS, GRU, GRU_VARIANTS, LSTM, RNN, Cell, ResidualRNN
-from ..numeric.products import jacobian_product
+from ..numeric import jacobian_product
 
 __all__ = [
     "MAX_EXPLICIT_N",

@@ -4,7 +4,7 @@ Every function here is pure: it takes numbers (or a weight matrix, or an activit
 returns float64 numbers or arrays, never touches random state, files or the console. Nothing
 here imports the numeric layer, so that a test comparing the two compares independent code.
 
-Conventions (as in :mod:`gradsim.numeric.products`): state s_t, one-step Jacobian
+Conventions (as in :mod:`gradsim.numeric`): state s_t, one-step Jacobian
 J_t = d s_t / d s_{t-1}, product P_T = J_T ... J_1; growth rates are per step in natural log;
 "log" results are returned where raw values could overflow or underflow float64.
 

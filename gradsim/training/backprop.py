@@ -1,7 +1,7 @@
 r"""BPTT training of the cells: readouts, losses, optimisers, gradient clipping, a training loop.
 
 Back-propagation through time here is built from the cells' own vector-Jacobian products, the
-same code the analysis in :mod:`gradsim.numeric.products` uses: with states :math:`s_0 \dots s_L`,
+same code the analysis in :mod:`gradsim.numeric` uses: with states :math:`s_0 \dots s_L`,
 :math:`s_{t+1} = \mathrm{step}(s_t, x_t)` and a loss :math:`L` of readouts of the hidden parts
 :math:`h_t` of the states,
 
