@@ -17,6 +17,7 @@ from .cells import (
     Cell,
     ResidualRNN,
     make_cell,
+    stack_cells,
 )
 from .init import (
     INITIALISERS,
@@ -238,6 +239,7 @@ __all__ = [
     "run_study",
     "scalar_unrolled_product",
     "SGD",
+    "stack_cells",
     "Study",
     "StudyResult",
     "symbolic",

@@ -891,7 +891,7 @@ def test_invalid_cell(fname):
         f(lambda t: RNN4 if t < 3 else None, X)
     other = gs.RNN(np.eye(5), np.ones((5, 2)))
     with pytest.raises(ValueError, match=re.escape(
-        "`cell` callable must return cells of one size; at t=2 it returned state_size=5, n_input=2, expected 4, 2."
+        "`cell` callable must return cells of one size; at t=2 it returned state_size=5, n_input=2, batch_shape=(), expected 4, 2, ()."
     )):
         f(lambda t: RNN4 if t < 2 else other, X)
 

@@ -66,7 +66,7 @@ def test_gru_weight_hh_needs_3n_rows():
 
 
 def test_weight_hh_must_be_2d_and_nonempty():
-    with pytest.raises(ValueError, match=exact("`weight_hh` must be a 2-d array; got shape (3,).")):
+    with pytest.raises(ValueError, match=exact("`weight_hh` must be a 2-d array (or (..., rows, N) for an ensemble); got shape (3,).")):
         gs.RNN(np.zeros(3))
     with pytest.raises(
         ValueError, match=exact("`weight_hh` must have at least one hidden unit; got shape (0, 0).")
@@ -95,7 +95,7 @@ def test_weight_ih_rows_must_match(make, rows):
         ValueError, match=exact(f"`weight_ih` must have {rows} rows (n_input columns); got shape (5, 1).")
     ):
         make(np.zeros((5, 1)))
-    with pytest.raises(ValueError, match=exact("`weight_ih` must be a 2-d array; got shape (5,).")):
+    with pytest.raises(ValueError, match=exact("`weight_ih` must be a 2-d array (or (..., rows, I) for an ensemble); got shape (5,).")):
         make(np.zeros(5))
 
 

@@ -7,8 +7,9 @@ family; :mod:`gradsim.cells.base` holds the protocol every cell follows.
 
 from .base import ACTIVATIONS, Cell
 from .classic import RNN, ResidualRNN
+from .ensemble import stack_cells
 from .factory import CELL_KINDS, make_cell
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
 
-__all__ = ["Cell", "RNN", "ResidualRNN", "LSTM", "GRU", "make_cell", "ACTIVATIONS", "CELL_KINDS", "GRU_VARIANTS"]
+__all__ = ["Cell", "RNN", "ResidualRNN", "LSTM", "GRU", "make_cell", "ACTIVATIONS", "CELL_KINDS", "GRU_VARIANTS", "stack_cells"]

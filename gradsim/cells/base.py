@@ -11,6 +11,8 @@ Every method accepts leading batch dimensions: ``state`` of shape ``(..., state_
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.special import expit
 
@@ -30,38 +32,66 @@ ACTIVATIONS = {
 }
 
 
-def _affine(x, weight, bias):
-    """x @ weight.T + bias, tolerating an input size of zero."""
-    if weight.shape[1] == 0:
-        return np.broadcast_to(bias, x.shape[:-1] + bias.shape)
-    return x @ weight.T + bias
+def _mv(weight, v):
+    """weight @ v for every batch member: weight (*B, R, C), v (..., C) -> (..., R).
 
-
-def _outer_sum(grad, inp):
-    """sum over leading dims of grad[..., :, None] * inp[..., None, :] (broadcasting batches).
-
-    grad (..., R), inp (..., C) -> (R, C): the weight gradient of an affine map.
+    A single network's weights (2-d) take the one-matmul path ``v @ weight.T``; an ensemble's
+    (*B, R, C) weights multiply the members' vectors in one stacked matmul.
     """
-    shape = np.broadcast_shapes(grad.shape[:-1], inp.shape[:-1])
-    grad = np.broadcast_to(grad, shape + grad.shape[-1:]).reshape(-1, grad.shape[-1])
-    inp = np.broadcast_to(inp, shape + inp.shape[-1:]).reshape(-1, inp.shape[-1])
-    return grad.T @ inp
+    if weight.ndim == 2:
+        return v @ weight.T
+    return np.matmul(weight, v[..., None])[..., 0]
 
 
-def _batch_sum(grad, shape):
-    """grad (..., R) summed over the batch shape ``shape`` it broadcasts to -> (R,)."""
-    full = np.broadcast_to(grad, tuple(shape) + grad.shape[-1:])
-    return full.reshape(-1, grad.shape[-1]).sum(axis=0)
+def _vm(v, weight):
+    """v @ weight for every batch member: v (..., R), weight (*B, R, C) -> (..., C)."""
+    if weight.ndim == 2:
+        return v @ weight
+    return np.matmul(v[..., None, :], weight)[..., 0, :]
 
 
-def _affine_grads(grad_x, x, grad_h, h, shape):
+def _affine(x, weight, bias):
+    """weight @ x + bias per member, tolerating an input size of zero."""
+    if weight.shape[-1] == 0:
+        shape = np.broadcast_shapes(x.shape[:-1], bias.shape[:-1])
+        return np.broadcast_to(bias, shape + bias.shape[-1:])
+    return _mv(weight, x) + bias
+
+
+def _outer_sum(grad, inp, batch=()):
+    """The weight gradient of an affine map: sum of grad[..., :, None] * inp[..., None, :].
+
+    grad (..., *batch, R), inp (..., *batch, C) -> (*batch, R, C): summed over the leading
+    dimensions, kept per member over the cell's own batch shape ``batch`` (an ensemble).
+    """
+    shape = np.broadcast_shapes(grad.shape[:-1], inp.shape[:-1], batch)
+    members = int(np.prod(batch, dtype=int))
+    grad = np.broadcast_to(grad, shape + grad.shape[-1:]).reshape(-1, members, grad.shape[-1])
+    inp = np.broadcast_to(inp, shape + inp.shape[-1:]).reshape(-1, members, inp.shape[-1])
+    if members == 1 and not batch:
+        return grad[:, 0].T @ inp[:, 0]
+    out = np.matmul(grad.transpose(1, 2, 0), inp.transpose(1, 0, 2))
+    return out.reshape(tuple(batch) + out.shape[-2:])
+
+
+def _batch_sum(grad, shape, batch=()):
+    """grad (..., *batch, R) summed over the batch shape ``shape`` it broadcasts to, except the
+    cell's own ``batch`` dimensions -> (*batch, R)."""
+    shape = np.broadcast_shapes(tuple(shape), tuple(batch))
+    full = np.broadcast_to(grad, shape + grad.shape[-1:])
+    members = int(np.prod(batch, dtype=int))
+    return full.reshape((-1, members, grad.shape[-1])).sum(axis=0).reshape(tuple(batch) + grad.shape[-1:])
+
+
+def _affine_grads(grad_x, x, grad_h, h, shape, batch=()):
     """Parameter gradients of the two affine maps a_x = W_ih x + b_ih and a_h = W_hh h + b_hh,
-    given the gradients ``grad_x`` (of a_x) and ``grad_h`` (of a_h); ``shape`` is the batch shape."""
+    given the gradients ``grad_x`` (of a_x) and ``grad_h`` (of a_h); ``shape`` is the batch shape
+    of the step and ``batch`` the cell's own (its ensemble's)."""
     return {
-        "weight_hh": _outer_sum(grad_h, h),
-        "weight_ih": _outer_sum(grad_x, x),
-        "bias_hh": _batch_sum(grad_h, shape),
-        "bias_ih": _batch_sum(grad_x, shape),
+        "weight_hh": _outer_sum(grad_h, h, batch),
+        "weight_ih": _outer_sum(grad_x, x, batch),
+        "bias_hh": _batch_sum(grad_h, shape, batch),
+        "bias_ih": _batch_sum(grad_x, shape, batch),
     }
 
 
@@ -86,18 +116,35 @@ class Cell:
         Length of the input vector (0 when the cell has no input weights).
     paths : tuple of str
         The Jacobian paths this cell supports (see :meth:`path_size`).
+    batch_shape : tuple of int
+        ``()`` for one network; ``(B,)`` (or any leading shape) for an ensemble of networks of one
+        kind, size and options, whose parameters carry these leading dimensions (``weight_hh`` of
+        shape ``(B, N, N)`` for an RNN). ``cell[i]`` is member i. Every method and numeric
+        function treats the members as a leading batch: states ``(..., *batch_shape, S)``.
+
+    Notes
+    -----
+    An ensemble is built by :func:`stack_cells` from single cells, by
+    ``make_cell(..., ensemble=B)``, or by passing batched arrays to a cell's constructor.
     """
 
     paths: tuple[str, ...] = ("full",)
     n_gates: int = 1  # blocks of N rows stacked in weight_hh and weight_ih
+    # The array-valued fields, in constructor order; every other dataclass field is an option
+    # (activation, variant, alpha) that all members of an ensemble share.
+    parameter_names: tuple[str, ...] = ("weight_hh", "weight_ih", "bias_hh", "bias_ih")
 
     @property
     def n_hidden(self) -> int:
-        return self.weight_hh.shape[1]
+        return self.weight_hh.shape[-1]
 
     @property
     def n_input(self) -> int:
-        return self.weight_ih.shape[1]
+        return self.weight_ih.shape[-1]
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self.weight_hh.shape[:-2]
 
     def _freeze_weights(self):
         """Validate the PyTorch-layout weights and store read-only float64 copies."""
@@ -106,6 +153,42 @@ class Cell:
         )
         for name, value in zip(("weight_hh", "weight_ih", "bias_hh", "bias_ih"), arrays):
             object.__setattr__(self, name, value)
+
+    # -- ensembles ---------------------------------------------------------------------------
+    def parameters(self) -> dict:
+        """The parameter arrays by name (read-only views), in constructor order."""
+        return {name: getattr(self, name) for name in self.parameter_names}
+
+    def options(self) -> dict:
+        """The non-array fields (activation, variant, alpha, ...), shared by an ensemble's members."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in self.parameter_names
+        }
+
+    def __getitem__(self, index):
+        """Member ``index`` of an ensemble (an int gives one network; a slice, a sub-ensemble)."""
+        if not self.batch_shape:
+            raise TypeError(
+                f"a single {type(self).__name__} has no members; only an ensemble (batch_shape != ()) "
+                "can be indexed."
+            )
+        try:
+            kept = np.empty(self.batch_shape)[index]
+        except IndexError:
+            raise IndexError(
+                f"ensemble index {index!r} is out of range for batch_shape {self.batch_shape}."
+            ) from None
+        if not isinstance(kept, np.ndarray):
+            kept = np.asarray(kept)
+        members = {name: np.asarray(a[index]) for name, a in self.parameters().items()}
+        return type(self)(**members, **self.options())
+
+    def __len__(self):
+        if not self.batch_shape:
+            raise TypeError(f"a single {type(self).__name__} has no len(); it is not an ensemble.")
+        return self.batch_shape[0]
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -200,6 +283,7 @@ class Cell:
 
     def _check_args(self, state, x):
         state = finite_array(state, "state")
+        batch = self.batch_shape
         if state.ndim == 0 or state.shape[-1] != self.state_size:
             raise ValueError(
                 f"`state` must have last dimension state_size={self.state_size}; got shape {state.shape}."
@@ -218,13 +302,30 @@ class Cell:
                 f"`state` and `x` must have broadcastable batch shapes; got {state.shape[:-1]} "
                 f"and {x.shape[:-1]}."
             ) from None
+        if batch:
+            try:
+                np.broadcast_shapes(state.shape[:-1], x.shape[:-1], batch)
+            except ValueError:
+                raise ValueError(
+                    f"`state` and `x` must have batch shapes that broadcast with the ensemble's "
+                    f"batch_shape {batch}; got {state.shape[:-1]} and {x.shape[:-1]}."
+                ) from None
         return state, x
 
 
 def _check_weights(cls_name, n_gates, weight_hh, weight_ih, bias_hh, bias_ih):
-    """Validate PyTorch-layout weights; return frozen (weight_hh, weight_ih, bias_hh, bias_ih)."""
-    weight_hh = finite_array(weight_hh, "weight_hh", ndim=2)
-    rows, n = weight_hh.shape
+    """Validate PyTorch-layout weights; return frozen (weight_hh, weight_ih, bias_hh, bias_ih).
+
+    Leading dimensions of ``weight_hh`` beyond its last two are an ensemble's batch shape; the
+    other arrays carry the same leading dimensions or none (shared by every member).
+    """
+    weight_hh = finite_array(weight_hh, "weight_hh")
+    if weight_hh.ndim < 2:
+        raise ValueError(
+            f"`weight_hh` must be a 2-d array (or (..., rows, N) for an ensemble); got shape {weight_hh.shape}."
+        )
+    batch = weight_hh.shape[:-2]
+    rows, n = weight_hh.shape[-2:]
     if rows != n_gates * n:
         want = "square (N, N)" if n_gates == 1 else f"of shape ({n_gates} N, N)"
         raise ValueError(f"`weight_hh` must be {want} for {cls_name}; got shape {weight_hh.shape}.")
@@ -232,15 +333,32 @@ def _check_weights(cls_name, n_gates, weight_hh, weight_ih, bias_hh, bias_ih):
         raise ValueError(f"`weight_hh` must have at least one hidden unit; got shape {weight_hh.shape}.")
     if weight_ih is None:
         weight_ih = np.zeros((rows, 0))
-    weight_ih = finite_array(weight_ih, "weight_ih", ndim=2)
-    if weight_ih.shape[0] != rows:
+    weight_ih = finite_array(weight_ih, "weight_ih")
+    if weight_ih.ndim < 2:
+        raise ValueError(
+            f"`weight_ih` must be a 2-d array (or (..., rows, I) for an ensemble); got shape {weight_ih.shape}."
+        )
+    if weight_ih.shape[-2] != rows:
         raise ValueError(
             f"`weight_ih` must have {rows} rows (n_input columns); got shape {weight_ih.shape}."
         )
-    biases = []
+    arrays = [weight_ih]
     for name, bias in (("bias_hh", bias_hh), ("bias_ih", bias_ih)):
-        biases.append(np.zeros(rows) if bias is None else finite_array(bias, name, shape=(rows,)))
-    return frozen(weight_hh), frozen(weight_ih), frozen(biases[0]), frozen(biases[1])
+        bias = np.zeros(rows) if bias is None else finite_array(bias, name)
+        if bias.shape not in ((rows,), batch + (rows,)):
+            want = f"({rows},)" if not batch else f"({rows},) or {batch + (rows,)}"
+            raise ValueError(f"`{name}` must have shape {want}; got shape {bias.shape}.")
+        arrays.append(bias)
+    for name, array, core in zip(("weight_ih", "bias_hh", "bias_ih"), arrays, (2, 1, 1)):
+        if array.shape[:-core] not in ((), batch):
+            raise ValueError(
+                f"`{name}` must have the ensemble's batch shape {batch} (that of `weight_hh`) or none; "
+                f"got shape {array.shape}."
+            )
+    weight_ih, bias_hh, bias_ih = (
+        np.broadcast_to(a, batch + a.shape[a.ndim - core :]) for a, core in zip(arrays, (2, 1, 1))
+    )
+    return frozen(weight_hh), frozen(weight_ih), frozen(bias_hh), frozen(bias_ih)
 
 
 def _diag(v):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import choice, finite_number
-from .base import ACTIVATIONS, Cell, _affine, _affine_grads, _batch_shape
+from .base import ACTIVATIONS, Cell, _affine, _affine_grads, _batch_shape, _mv, _vm
 
 @dataclass(frozen=True, eq=False)
 class RNN(Cell):
@@ -46,7 +46,7 @@ class RNN(Cell):
         return self.bias_hh + self.bias_ih
 
     def _preactivation(self, state, x):
-        return state @ self.weight_hh.T + _affine(x, self.weight_ih, self.bias_ih) + self.bias_hh
+        return _mv(self.weight_hh, state) + _affine(x, self.weight_ih, self.bias_ih) + self.bias_hh
 
     def _forward(self, state, x):
         phi, dphi = ACTIVATIONS[self.activation]
@@ -60,13 +60,13 @@ class RNN(Cell):
 
     def _vjp(self, state, x, cotangent, path):
         _, slope = self._forward(state, x)
-        return (cotangent * slope) @ self.weight_hh
+        return _vm(cotangent * slope, self.weight_hh)
 
     def _param_vjp(self, state, x, cotangent):
         # a = W_hh s + b_hh + W_ih x + b_ih, s' = phi(a): dL/da = v * phi'(a).
         _, slope = self._forward(state, x)
         grad_a = cotangent * slope
-        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent))
+        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,10 +102,10 @@ class ResidualRNN(RNN):
 
     def _vjp(self, state, x, cotangent, path):
         _, slope = self._forward(state, x)
-        return cotangent + (self.alpha * cotangent * slope) @ self.weight_hh
+        return cotangent + _vm(self.alpha * cotangent * slope, self.weight_hh)
 
     def _param_vjp(self, state, x, cotangent):
         # s' = s + alpha phi(a): dL/da = alpha v * phi'(a).
         _, slope = self._forward(state, x)
         grad_a = self.alpha * cotangent * slope
-        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent))
+        return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)

@@ -8,6 +8,7 @@ from .. import init as _init
 from .._validate import as_rng, choice, finite_number, positive_int, positive_number
 from .base import ACTIVATIONS, Cell
 from .classic import RNN, ResidualRNN
+from .ensemble import stack_cells
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
 
@@ -29,6 +30,7 @@ def make_cell(
     bias_std: float = 0.0,
     forget_bias: float | None = None,
     chrono_t_max: float | None = None,
+    ensemble: int | None = None,
     rng=None,
 ) -> Cell:
     """Build a cell with freshly initialised weights.
@@ -59,11 +61,16 @@ def make_cell(
         LSTM only: added to the forget-gate bias.
     chrono_t_max : float, optional
         LSTM only: chrono initialisation of the i and f biases with this longest memory.
+    ensemble : int, optional
+        Draw this many independent networks as one ensemble (``batch_shape == (ensemble,)``).
+        Member i is the cell ``make_cell(...)`` would build from the i-th child of ``rng``
+        (``rng.spawn(ensemble)[i]``), so one member can be rebuilt on its own.
     rng : seed or Generator
 
     Returns
     -------
     Cell
+        One network, or an ensemble of ``ensemble`` networks.
     """
     choice(kind, "kind", CELL_KINDS)
     n = positive_int(n_hidden, "n_hidden")
@@ -88,6 +95,14 @@ def make_cell(
             f"`forget_bias` and `chrono_t_max` apply to kind='lstm' only; got kind={kind!r}."
         )
     rng = as_rng(rng)
+    if ensemble is not None:
+        size = positive_int(ensemble, "ensemble")
+        options = dict(
+            init=init, gain=gain, activation=activation, variant=variant, alpha=alpha,
+            input_gain=input_gain, bias_std=bias_std, forget_bias=forget_bias,
+            chrono_t_max=chrono_t_max,
+        )
+        return stack_cells([make_cell(kind, n, n_in, rng=child, **options) for child in rng.spawn(size)])
     gates = _N_GATES[kind]
     if kind == "irnn":
         init = "identity"

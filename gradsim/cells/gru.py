@@ -8,7 +8,18 @@ import numpy as np
 from scipy.special import expit
 
 from .._validate import choice
-from .base import Cell, _affine, _affine_grads, _batch_shape, _batch_sum, _diag, _outer_sum, _sigmoid_slope
+from .base import (
+    Cell,
+    _affine,
+    _affine_grads,
+    _batch_shape,
+    _batch_sum,
+    _diag,
+    _mv,
+    _outer_sum,
+    _sigmoid_slope,
+    _vm,
+)
 
 GRU_VARIANTS = ("torch", "reset_before", "chung")
 
@@ -66,15 +77,15 @@ class GRU(Cell):
         w = self.weight_hh
         b = self.bias_hh
         ax = _affine(x, self.weight_ih, self.bias_ih)
-        hr = h @ w[:2 * n].T + b[: 2 * n]
+        hr = _mv(w[..., : 2 * n, :], h) + b[..., : 2 * n]
         r = expit(ax[..., :n] + hr[..., :n])
         z = expit(ax[..., n : 2 * n] + hr[..., n:])
         if self.variant == "torch":
-            hn = h @ w[2 * n :].T + b[2 * n :]
+            hn = _mv(w[..., 2 * n :, :], h) + b[..., 2 * n :]
             cand = np.tanh(ax[..., 2 * n :] + r * hn)
         else:
             hn = None
-            cand = np.tanh(ax[..., 2 * n :] + (r * h) @ w[2 * n :].T + b[2 * n :])
+            cand = np.tanh(ax[..., 2 * n :] + _mv(w[..., 2 * n :, :], r * h) + b[..., 2 * n :])
         keep = z if self.variant != "chung" else 1.0 - z
         h_new = keep * h + (1.0 - keep) * cand
         return h_new, dict(h=h, r=r, z=z, n=cand, hn=hn, keep=keep)
@@ -83,12 +94,12 @@ class GRU(Cell):
         """v -> v^T dn/dh for the candidate n (both reset placements)."""
         n = self.n_hidden
         w = self.weight_hh
-        w_r, w_n = w[:n], w[2 * n :]
+        w_r, w_n = w[..., :n, :], w[..., 2 * n :, :]
         g_an = v * (1.0 - p["n"] ** 2)
         if self.variant == "torch":
-            return (g_an * p["r"]) @ w_n + (g_an * p["hn"] * _sigmoid_slope(p["r"])) @ w_r
-        g_rh = g_an @ w_n  # gradient wrt (r * h)
-        return g_rh * p["r"] + (g_rh * p["h"] * _sigmoid_slope(p["r"])) @ w_r
+            return _vm(g_an * p["r"], w_n) + _vm(g_an * p["hn"] * _sigmoid_slope(p["r"]), w_r)
+        g_rh = _vm(g_an, w_n)  # gradient wrt (r * h)
+        return g_rh * p["r"] + _vm(g_rh * p["h"] * _sigmoid_slope(p["r"]), w_r)
 
     def _jacobian(self, state, x, path):
         new, p = self._forward(state, x)
@@ -96,7 +107,7 @@ class GRU(Cell):
             return new, _diag(p["keep"])
         n = self.n_hidden
         w = self.weight_hh
-        w_r, w_z, w_n = w[:n], w[n : 2 * n], w[2 * n :]
+        w_r, w_z, w_n = w[..., :n, :], w[..., n : 2 * n, :], w[..., 2 * n :, :]
         if self.variant == "torch":
             dn = (1.0 - p["n"] ** 2)[..., :, None] * (
                 p["r"][..., :, None] * w_n + (p["hn"] * _sigmoid_slope(p["r"]))[..., :, None] * w_r
@@ -116,10 +127,10 @@ class GRU(Cell):
         if path == "direct":
             return cotangent * p["keep"]
         n = self.n_hidden
-        w_z = self.weight_hh[n : 2 * n]
+        w_z = self.weight_hh[..., n : 2 * n, :]
         sign = 1.0 if self.variant != "chung" else -1.0
         grad = cotangent * p["keep"]
-        grad = grad + (cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"])) @ w_z
+        grad = grad + _vm(cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"]), w_z)
         return grad + self._candidate_grad(p, cotangent * (1.0 - p["keep"]))
 
     def _param_vjp(self, state, x, cotangent):
@@ -136,13 +147,17 @@ class GRU(Cell):
             g_ar = g_an * p["hn"] * _sigmoid_slope(p["r"])
             g_hidden = np.concatenate([g_ar, g_az, g_an * p["r"]], axis=-1)
             g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
-            return _affine_grads(g_input, x, g_hidden, state, shape)
+            return _affine_grads(g_input, x, g_hidden, state, shape, self.batch_shape)
         # a_n = (W_in x + b_in) + W_hn (r * h) + b_hn
         rh = p["r"] * p["h"]
-        g_ar = (g_an @ self.weight_hh[2 * n :]) * p["h"] * _sigmoid_slope(p["r"])
+        g_ar = _vm(g_an, self.weight_hh[..., 2 * n :, :]) * p["h"] * _sigmoid_slope(p["r"])
         g_gates = np.concatenate([g_ar, g_az], axis=-1)
         g_input = np.concatenate([g_ar, g_az, g_an], axis=-1)
-        grads = _affine_grads(g_input, x, g_gates, state, shape)
-        grads["weight_hh"] = np.concatenate([grads["weight_hh"], _outer_sum(g_an, rh)])
-        grads["bias_hh"] = np.concatenate([grads["bias_hh"], _batch_sum(g_an, shape)])
+        grads = _affine_grads(g_input, x, g_gates, state, shape, self.batch_shape)
+        grads["weight_hh"] = np.concatenate(
+            [grads["weight_hh"], _outer_sum(g_an, rh, self.batch_shape)], axis=-2
+        )
+        grads["bias_hh"] = np.concatenate(
+            [grads["bias_hh"], _batch_sum(g_an, shape, self.batch_shape)], axis=-1
+        )
         return grads

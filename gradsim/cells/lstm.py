@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _sigmoid_slope
+from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _mv, _sigmoid_slope, _vm
 
 @dataclass(frozen=True, eq=False)
 class LSTM(Cell):
@@ -62,7 +62,7 @@ class LSTM(Cell):
     def _forward(self, state, x):
         n = self.n_hidden
         h, c = state[..., :n], state[..., n:]
-        a = h @ self.weight_hh.T + self.bias_hh + _affine(x, self.weight_ih, self.bias_ih)
+        a = _mv(self.weight_hh, h) + self.bias_hh + _affine(x, self.weight_ih, self.bias_ih)
         i = expit(a[..., :n])
         f = expit(a[..., n : 2 * n])
         g = np.tanh(a[..., 2 * n : 3 * n])
@@ -77,7 +77,7 @@ class LSTM(Cell):
         """The four N x N Jacobian blocks (dh/dh, dh/dc, dc/dh, dc/dc as a vector f)."""
         n = self.n_hidden
         w = self.weight_hh
-        w_i, w_f, w_g, w_o = w[:n], w[n : 2 * n], w[2 * n : 3 * n], w[3 * n :]
+        w_i, w_f, w_g, w_o = w[..., :n, :], w[..., n : 2 * n, :], w[..., 2 * n : 3 * n, :], w[..., 3 * n :, :]
         dc_dh = (
             (p["c"] * _sigmoid_slope(p["f"]))[..., :, None] * w_f
             + (p["g"] * _sigmoid_slope(p["i"]))[..., :, None] * w_i
@@ -127,7 +127,7 @@ class LSTM(Cell):
             ],
             axis=-1,
         )
-        grad_h = grad_a @ self.weight_hh
+        grad_h = _vm(grad_a, self.weight_hh)
         if path == "hidden":
             return grad_h
         return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
@@ -148,7 +148,7 @@ class LSTM(Cell):
             axis=-1,
         )
         h = state[..., :n]
-        return _affine_grads(grad_a, x, grad_a, h, _batch_shape(state, x, cotangent))
+        return _affine_grads(grad_a, x, grad_a, h, _batch_shape(state, x, cotangent), self.batch_shape)
 
 
 class _LSTMJacobian:

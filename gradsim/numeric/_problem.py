@@ -19,11 +19,12 @@ class _Problem:
     n_steps: int
     inputs: np.ndarray | None  # (..., T, I) or None for zero input
     state0: np.ndarray  # (..., S)
-    batch_shape: tuple
+    batch_shape: tuple  # inputs', state0's and the ensemble's batch shapes broadcast together
+    zero_input: np.ndarray  # (I,), read-only: the input of every step when inputs is None
 
     def input_at(self, t):
         if self.inputs is None:
-            return np.zeros(self.batch_shape + (self.first.n_input,))
+            return self.zero_input
         return self.inputs[..., t, :]
 
     def cell(self, t) -> Cell:
@@ -34,11 +35,13 @@ class _Problem:
             raise TypeError(
                 f"`cell` callable must return a Cell for every step; at t={t} it returned {describe(cell)}."
             )
-        if cell.state_size != self.first.state_size or cell.n_input != self.first.n_input:
+        if (cell.state_size, cell.n_input, cell.batch_shape) != (
+            self.first.state_size, self.first.n_input, self.first.batch_shape
+        ):
             raise ValueError(
                 f"`cell` callable must return cells of one size; at t={t} it returned state_size="
-                f"{cell.state_size}, n_input={cell.n_input}, expected {self.first.state_size}, "
-                f"{self.first.n_input}."
+                f"{cell.state_size}, n_input={cell.n_input}, batch_shape={cell.batch_shape}, expected "
+                f"{self.first.state_size}, {self.first.n_input}, {self.first.batch_shape}."
             )
         return cell
 
@@ -67,6 +70,15 @@ def _problem(cell, inputs, state0) -> _Problem:
         if inputs_arr.ndim < 2 or inputs_arr.shape[-1] != first.n_input or inputs_arr.shape[-2] < 1:
             raise ValueError(f"`inputs` must be {expected}; got shape {inputs_arr.shape}.")
         n_steps, batch = inputs_arr.shape[-2], inputs_arr.shape[:-2]
+    if first.batch_shape:
+        try:
+            batch = np.broadcast_shapes(batch, first.batch_shape)
+        except ValueError:
+            raise ValueError(
+                f"`inputs` must have shape (T, {first.n_input}) (shared by the ensemble) or "
+                f"(..., {', '.join(map(str, first.batch_shape))}, T, {first.n_input}) (one sequence per "
+                f"member of the ensemble of batch_shape {first.batch_shape}); got shape {inputs_arr.shape}."
+            ) from None
 
     size = first.state_size
     if state0 is None:
@@ -82,12 +94,16 @@ def _problem(cell, inputs, state0) -> _Problem:
         except ValueError:
             raise ValueError(
                 f"`state0` batch shape {state.shape[:-1]} does not broadcast with the inputs' "
-                f"batch shape {batch}."
+                f"{'and the ensemble' + chr(39) + 's ' if first.batch_shape else ''}batch shape {batch}."
             ) from None
         state = np.broadcast_to(state, batch + (size,)).copy()
-    if inputs_arr is not None and inputs_arr.shape[:-2] != batch:
+    if inputs_arr is not None and inputs_arr.shape[:-2] != batch and inputs_arr.ndim > 2:
+        # Inputs shared by every member stay (T, I): the cells broadcast them, and each step's
+        # slice stays contiguous.
         inputs_arr = np.broadcast_to(inputs_arr, batch + inputs_arr.shape[-2:])
-    return _Problem(cell_at, first, n_steps, inputs_arr, state, tuple(batch))
+    zero_input = np.zeros(first.n_input)
+    zero_input.flags.writeable = False
+    return _Problem(cell_at, first, n_steps, inputs_arr, state, tuple(batch), zero_input)
 
 
 def _check_path(problem: _Problem, path) -> int:
