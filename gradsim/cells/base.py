@@ -367,3 +367,10 @@ def _diag(v):
     idx = np.arange(v.shape[-1])
     out[..., idx, idx] = v
     return out
+
+
+def _members(arrays, core_ndims, index):
+    """Batch member ``index`` of each array, after broadcasting their leading (batch) dimensions
+    together; ``core_ndims`` says how many trailing dimensions of each array are not batch."""
+    batch = np.broadcast_shapes(*(a.shape[: a.ndim - c] for a, c in zip(arrays, core_ndims)))
+    return [np.broadcast_to(a, batch + a.shape[a.ndim - c :])[index] for a, c in zip(arrays, core_ndims)]

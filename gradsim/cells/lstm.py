@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _mv, _sigmoid_slope, _vm
+from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _members, _mv, _sigmoid_slope, _vm
 
 @dataclass(frozen=True, eq=False)
 class LSTM(Cell):
@@ -169,3 +169,7 @@ class _LSTMJacobian:
         top = self.dh_dh @ m_h + self.dh_dc[..., :, None] * m_c
         bottom = self.dc_dh @ m_h + self.f[..., :, None] * m_c
         return np.concatenate([top, bottom], axis=-2)
+
+    def member(self, index):
+        """The operator of batch member ``index`` (a tuple into the leading dimensions)."""
+        return _LSTMJacobian(*_members((self.dh_dh, self.dh_dc, self.dc_dh, self.f), (2, 1, 2, 1), index))

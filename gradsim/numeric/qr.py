@@ -115,8 +115,11 @@ class _Frame:
 
     ``push`` multiplies the frame by one Jacobian and says whether the planned interval is
     reached; ``flush`` factors the accumulated block and returns its R factors, earliest
-    first, so that J_m ... J_1 Q_start = Q R_last ... R_first.
+    first, so that J_m ... J_1 Q_start = Q R_last ... R_first. ``flush`` has the signature of
+    :meth:`_EnsembleFrame.flush` (one member, index ``()``), so that callers serve both.
     """
+
+    everyone = True
 
     def __init__(self, frame):
         self.start = frame
@@ -129,27 +132,38 @@ class _Frame:
         self.frame = jac @ self.frame
         return len(self.block) >= self.interval
 
-    def flush(self, orthonormal: bool = False) -> list:
-        steps = len(self.block)
-        q, r, loss = _qr(self.frame, "reflectors" if orthonormal else self.kernel)
-        factors = [r]
-        loss_rate = loss / steps
-        if steps > 1 and loss > _MAX_LOSS["householder"]:
-            # The dynamics changed within the block and it lost more than allowed: redo it
-            # one step at a time (each single step is as accurate as a QR can make it).
-            q, factors, loss_rate = self.start, [], 0.0
-            for i, jac in enumerate(self.block):
-                last = orthonormal and i == steps - 1
-                q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
-                factors.append(r)
-                loss_rate = max(loss_rate, loss)
-        log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in factors)
-        with np.errstate(invalid="ignore"):
-            log_rate = float(np.max(np.abs(log_r))) / steps
-        self.interval, self.kernel = _plan(loss_rate, log_rate)
+    def flush(self, due=True, orthonormal: bool = False):
+        q, factors, self.interval, self.kernel = _factor(
+            self.frame, self.start, lambda: self.block, len(self.block), self.kernel, orthonormal
+        )
         self.start = self.frame = q
         self.block = []
-        return factors
+        return (), [factors]
+
+
+def _factor(frame, start, block, steps, kernel, orthonormal):
+    """QR of a frame pushed ``steps`` steps from ``start``: ``(q, factors, interval, kernel)``.
+
+    ``block()`` gives the block's Jacobians (needed only to redo a block that lost more than
+    allowed); the returned interval and kernel are the plan for the next block.
+    """
+    q, r, loss = _qr(frame, "reflectors" if orthonormal else kernel)
+    factors = [r]
+    loss_rate = loss / steps
+    if steps > 1 and loss > _MAX_LOSS["householder"]:
+        # The dynamics changed within the block and it lost more than allowed: redo it
+        # one step at a time (each single step is as accurate as a QR can make it).
+        q, factors, loss_rate = start, [], 0.0
+        for i, jac in enumerate(block()):
+            last = orthonormal and i == steps - 1
+            q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
+            factors.append(r)
+            loss_rate = max(loss_rate, loss)
+    log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in factors)
+    with np.errstate(invalid="ignore"):
+        log_rate = float(np.max(np.abs(log_r))) / steps
+    interval, kernel = _plan(loss_rate, log_rate)
+    return q, factors, interval, kernel
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,3 +174,65 @@ def _workspace(routine: str, shape) -> int:
     if routine == "geqrf":
         return max(1, int(_lapack.dgeqrf(probe, lwork=-1)[2][0]))
     return max(1, int(_lapack.dorgqr(probe, np.zeros(shape[1]), lwork=-1)[1][0]))
+
+
+# ------------------------------------------------------------------------------------------
+# ensembles
+def _take(jac, index):
+    """Member ``index`` (a tuple into the batch shape) of a batched Jacobian or operator."""
+    if isinstance(jac, np.ndarray):
+        return jac[index]
+    return jac.member(index)
+
+
+class _EnsembleFrame:
+    """:class:`_Frame` for a batch of independent frames (an ensemble, or batched inputs).
+
+    The frames move together (one stacked product per step), but every member keeps its own
+    plan and is factored by the same kernels as a lone frame, so a member's QR schedule,
+    accuracy and result are those it would have alone, to rounding. ``push`` returns the mask
+    of members whose interval is reached; ``flush(due)`` factors those members.
+    """
+
+    def __init__(self, frame):
+        self.frame = frame  # (*batch, P, k)
+        self.batch = frame.shape[:-2]
+        self.start = frame.copy()
+        self.block = []  # Jacobians since the earliest pending member's last QR
+        self.pending = np.zeros(self.batch, dtype=int)
+        self.interval = np.ones(self.batch, dtype=int)
+        self.kernel = np.full(self.batch, "householder", dtype=object)
+        self.everyone = np.ones(self.batch, dtype=bool)
+
+    def push(self, jac) -> np.ndarray:
+        self.block.append(jac)
+        self.frame = jac @ self.frame
+        self.pending += 1
+        return self.pending >= self.interval
+
+    def flush(self, due, orthonormal: bool = False):
+        """Factor the members where ``due`` (a mask of the batch shape) holds.
+
+        Returns ``(due_index, factors)``: the members' indices (a tuple of index arrays, as
+        ``np.nonzero`` gives) and, per member, its R factors earliest first.
+        """
+        due_index = np.nonzero(due)
+        factors = []
+        for member in zip(*due_index):
+            steps = int(self.pending[member])
+            block = self.block[len(self.block) - steps :]
+            q, member_factors, interval, kernel = _factor(
+                self.frame[member], self.start[member], lambda: [_take(j, member) for j in block],
+                steps, self.kernel[member], orthonormal,
+            )
+            self.frame[member] = self.start[member] = q
+            self.pending[member], self.interval[member], self.kernel[member] = 0, interval, kernel
+            factors.append(member_factors)
+        keep = int(self.pending.max())
+        self.block = self.block[len(self.block) - keep :] if keep else []
+        return due_index, factors
+
+
+def make_frame(frame):
+    """A :class:`_Frame` for one frame (P, k), an :class:`_EnsembleFrame` for a batch of them."""
+    return _Frame(frame) if frame.ndim == 2 else _EnsembleFrame(frame)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validate import describe
 from ._problem import _check_path, _check_state, _problem
-from .qr import _Frame, _log_abs, _qr
+from .qr import _log_abs, _qr, make_frame
 
 
 def _regrade(log_coeff_rows, coeff, v):
@@ -138,7 +138,7 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
     wanted = set(times.tolist())
     batch = problem.batch_shape
     out = np.empty(batch + (len(times), size))
-    frame = _Frame(np.broadcast_to(np.eye(size), batch + (size, size)).copy())
+    frame = make_frame(np.broadcast_to(np.eye(size), batch + (size, size)).copy())
     log_rows = np.zeros(batch + (size,))
     v = np.broadcast_to(np.eye(size), batch + (size, size)).copy()
     results = {}
@@ -154,10 +154,16 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         read = (t + 1) in wanted
-        if frame.push(jac) or read:
+        due = frame.push(jac)
+        if read:
+            due = frame.everyone
+        if np.any(due):
             # Where singular values are read off, Q must be orthonormal to rounding.
-            for r in frame.flush(orthonormal=read):
-                log_rows, v = _absorb(r, log_rows, v)
+            index, factors = frame.flush(due, orthonormal=read)
+            for i, member_factors in enumerate(factors):
+                member = tuple(axis[i] for axis in index)
+                for r in member_factors:
+                    log_rows[member], v[member] = _absorb(r, log_rows[member], v[member])
         if read:
             record(t + 1)
     for j, step in enumerate(times.tolist()):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validate import as_rng, describe, positive_int
 from ._problem import _check_path, _check_state, _problem
-from .qr import _Frame, _log_abs
+from .qr import _log_abs, make_frame
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,23 @@ def lyapunov_spectrum(
         # directions, as coordinate axes can be (e.g. LSTM h-axes at zero weights): start
         # from a Haar-random frame.
         start = np.linalg.qr(as_rng(rng).standard_normal((size, k)))[0]
-    frame = _Frame(np.broadcast_to(start, problem.batch_shape + (size, k)).copy())
+    frame = make_frame(np.broadcast_to(start, problem.batch_shape + (size, k)).copy())
     state = problem.state0
     boundaries = set(edges.tolist())
     for t in range(problem.n_steps):
         state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         done = t + 1
-        if frame.push(jac) or done in boundaries:
-            log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in frame.flush())
+        due = frame.push(jac)
+        if done in boundaries:
+            due = frame.everyone
+        if np.any(due):
+            index, factors = frame.flush(due)
             if done > warmup:
-                block_sums[np.searchsorted(edges, done, side="left") - 1] += log_r
+                sums = block_sums[np.searchsorted(edges, done, side="left") - 1]
+                for i, member_factors in enumerate(factors):
+                    member = tuple(axis[i] for axis in index)
+                    sums[member] += sum(_log_abs(np.diagonal(r)) for r in member_factors)
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
     exponents = block_sums.sum(axis=0) / measured
