@@ -138,8 +138,15 @@ class _ScaledRows:
         self.scale, self.weight, self.identity = scale, weight, identity
 
     def __matmul__(self, m):
-        out = self.scale[..., :, None] * (self.weight @ m)
-        return out + m if self.identity else out
+        out = self.weight @ m
+        scale = self.scale[..., :, None]
+        if out.shape == np.broadcast_shapes(out.shape, scale.shape):
+            out *= scale
+        else:
+            out = out * scale
+        if self.identity:
+            out += m
+        return out
 
     def member(self, index):
         """The operator of batch member ``index`` (a tuple into the leading dimensions)."""

@@ -7,7 +7,6 @@ import functools
 import math
 
 import numpy as np
-import scipy.linalg as _linalg
 from scipy.linalg import blas as _blas
 from scipy.linalg import lapack as _lapack
 
@@ -66,13 +65,27 @@ def _plan(loss_rate: float, log_rate: float):
 
 def _loss(matrix, r) -> float:
     """max_k log(||a_k|| / |R_kk|): the accuracy a QR of ``matrix`` costs (see module notes)."""
-    norms = np.linalg.norm(matrix, axis=-2)
-    diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
+    return _loss_from(np.sqrt(np.einsum("...ij,...ij->...j", matrix, matrix)), np.diagonal(r, axis1=-2, axis2=-1))
+
+
+def _loss_from(norms, diag) -> float:
+    """:func:`_loss` from the column norms of A and the diagonal of R."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.log(norms) - np.log(diag)
-    # A zero column (0/0) carries no information to lose.
-    ratio = np.where(norms == 0, 0.0, ratio)
-    return float(np.max(ratio))
+        worst = float(np.max(norms / np.abs(diag)))
+    if 0 < worst < math.inf:
+        return math.log(worst)
+    # Zero columns (0/0) carry no information to lose; a zero R_kk under a non-zero column
+    # loses everything (inf).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log(norms) - np.log(np.abs(diag))
+    return float(np.max(np.where(norms == 0, 0.0, ratio)))
+
+
+def _gram(matrix):
+    """A^T A (upper triangle) by syrk, without the copy f2py makes of a C-ordered A."""
+    if matrix.flags.c_contiguous:
+        return _blas.dsyrk(1.0, matrix.T, trans=0)
+    return _blas.dsyrk(1.0, matrix, trans=1)
 
 
 def _qr(matrix, kernel: str = "householder"):
@@ -89,21 +102,21 @@ def _qr(matrix, kernel: str = "householder"):
         q, r = np.linalg.qr(matrix)
         return q, r, _loss(matrix, r)
     if kernel == "cholesky":
-        gram = _blas.dsyrk(1.0, matrix, trans=1)
-        try:
-            r = _linalg.cholesky(gram, lower=False, check_finite=False, overwrite_a=True)
-        except np.linalg.LinAlgError:
-            r = None
-        if r is not None and np.all(np.diagonal(r) > 0):
-            loss = _loss(matrix, r)
+        gram = _gram(matrix)
+        norms = np.sqrt(np.diagonal(gram))
+        # syrk fills the upper triangle only (the lower stays zero), as potrf reads it.
+        r, info = _lapack.dpotrf(gram, lower=0, clean=0, overwrite_a=1)
+        if info == 0 and np.all(np.diagonal(r) > 0):
+            loss = _loss_from(norms, np.diagonal(r))
             if loss <= _MAX_LOSS["cholesky"]:
                 return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r, loss
     k = matrix.shape[1]
     factors, tau, _, _ = _lapack.dgeqrf(matrix, lwork=_workspace("geqrf", matrix.shape))
-    r = np.triu(factors[:k])
-    loss = _loss(matrix, r)
+    r = factors[:k] * _upper(k)
+    diag = np.diagonal(r)
+    loss = _loss_from(np.sqrt(np.einsum("ij,ij->j", matrix, matrix)), diag)
     # Q = A R^-1 needs every R_kk non-zero (a zero column has R_kk = 0 yet loses nothing).
-    solvable = bool(np.all(np.diagonal(r) != 0))
+    solvable = loss < math.inf and (loss > -math.inf and 0.0 not in diag)
     if kernel != "reflectors" and solvable and loss <= _MAX_LOSS["householder"]:
         return _blas.dtrsm(1.0, r, matrix, side=1, lower=0), r, loss
     q, _, _ = _lapack.dorgqr(factors[:, :k], tau, lwork=_workspace("orgqr", (matrix.shape[0], k)))
@@ -119,8 +132,6 @@ class _Frame:
     :meth:`_EnsembleFrame.flush` (one member, index ``()``), so that callers serve both.
     """
 
-    everyone = True
-
     def __init__(self, frame):
         self.start = frame
         self.frame = frame
@@ -132,20 +143,22 @@ class _Frame:
         self.frame = jac @ self.frame
         return len(self.block) >= self.interval
 
-    def flush(self, due=True, orthonormal: bool = False):
-        q, factors, self.interval, self.kernel = _factor(
+    def flush(self, everyone: bool = True, orthonormal: bool = False):
+        q, factors, growth, self.interval, self.kernel = _factor(
             self.frame, self.start, lambda: self.block, len(self.block), self.kernel, orthonormal
         )
         self.start = self.frame = q
         self.block = []
-        return (), [factors]
+        return (), [factors], [growth]
 
 
 def _factor(frame, start, block, steps, kernel, orthonormal):
-    """QR of a frame pushed ``steps`` steps from ``start``: ``(q, factors, interval, kernel)``.
+    """QR of a frame pushed ``steps`` steps from ``start``.
 
+    Returns ``(q, factors, growth, interval, kernel)``: the new frame, the R factors earliest
+    first, their summed log|R_ii| (the block's growth, (k,)), and the plan for the next block.
     ``block()`` gives the block's Jacobians (needed only to redo a block that lost more than
-    allowed); the returned interval and kernel are the plan for the next block.
+    allowed).
     """
     q, r, loss = _qr(frame, "reflectors" if orthonormal else kernel)
     factors = [r]
@@ -159,11 +172,21 @@ def _factor(frame, start, block, steps, kernel, orthonormal):
             q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
             factors.append(r)
             loss_rate = max(loss_rate, loss)
-    log_r = sum(_log_abs(np.diagonal(r, axis1=-2, axis2=-1)) for r in factors)
-    with np.errstate(invalid="ignore"):
-        log_rate = float(np.max(np.abs(log_r))) / steps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.log(np.abs(np.diagonal(factors[0])))
+        for r in factors[1:]:
+            growth += np.log(np.abs(np.diagonal(r)))
+        log_rate = float(np.max(np.abs(growth))) / steps
     interval, kernel = _plan(loss_rate, log_rate)
-    return q, factors, interval, kernel
+    return q, factors, growth, interval, kernel
+
+
+@functools.lru_cache(maxsize=64)
+def _upper(k: int) -> np.ndarray:
+    """The 0/1 mask of the upper triangle of a k x k matrix (np.triu's, built once)."""
+    mask = np.triu(np.ones((k, k)))
+    mask.flags.writeable = False
+    return mask
 
 
 @functools.lru_cache(maxsize=64)
@@ -202,35 +225,37 @@ class _EnsembleFrame:
         self.pending = np.zeros(self.batch, dtype=int)
         self.interval = np.ones(self.batch, dtype=int)
         self.kernel = np.full(self.batch, "householder", dtype=object)
-        self.everyone = np.ones(self.batch, dtype=bool)
 
-    def push(self, jac) -> np.ndarray:
+    def push(self, jac) -> bool:
+        """Advance every member one step; True when some member's interval is reached."""
         self.block.append(jac)
         self.frame = jac @ self.frame
         self.pending += 1
-        return self.pending >= self.interval
+        return bool(np.any(self.pending >= self.interval))
 
-    def flush(self, due, orthonormal: bool = False):
-        """Factor the members where ``due`` (a mask of the batch shape) holds.
+    def flush(self, everyone: bool = False, orthonormal: bool = False):
+        """Factor the members whose interval is reached (all of them if ``everyone``).
 
-        Returns ``(due_index, factors)``: the members' indices (a tuple of index arrays, as
-        ``np.nonzero`` gives) and, per member, its R factors earliest first.
+        Returns ``(due_index, factors, growths)``: the members' indices (a tuple of index
+        arrays, as ``np.nonzero`` gives) and, per member, its R factors earliest first and
+        their summed log|R_ii|.
         """
-        due_index = np.nonzero(due)
-        factors = []
+        due_index = np.nonzero(np.ones(self.batch, dtype=bool) if everyone else self.pending >= self.interval)
+        factors, growths = [], []
         for member in zip(*due_index):
             steps = int(self.pending[member])
             block = self.block[len(self.block) - steps :]
-            q, member_factors, interval, kernel = _factor(
+            q, member_factors, growth, interval, kernel = _factor(
                 self.frame[member], self.start[member], lambda: [_take(j, member) for j in block],
                 steps, self.kernel[member], orthonormal,
             )
             self.frame[member] = self.start[member] = q
             self.pending[member], self.interval[member], self.kernel[member] = 0, interval, kernel
             factors.append(member_factors)
+            growths.append(growth)
         keep = int(self.pending.max())
         self.block = self.block[len(self.block) - keep :] if keep else []
-        return due_index, factors
+        return due_index, factors, growths
 
 
 def make_frame(frame):

@@ -154,12 +154,9 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         read = (t + 1) in wanted
-        due = frame.push(jac)
-        if read:
-            due = frame.everyone
-        if np.any(due):
+        if frame.push(jac) or read:
             # Where singular values are read off, Q must be orthonormal to rounding.
-            index, factors = frame.flush(due, orthonormal=read)
+            index, factors, _ = frame.flush(everyone=read, orthonormal=read)
             for i, member_factors in enumerate(factors):
                 member = tuple(axis[i] for axis in index)
                 for r in member_factors:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validate import as_rng, describe, positive_int
 from ._problem import _check_path, _check_state, _problem
-from .qr import _log_abs, make_frame
+from .qr import make_frame
 
 
 @dataclass(frozen=True)
@@ -98,20 +98,20 @@ def lyapunov_spectrum(
     frame = make_frame(np.broadcast_to(start, problem.batch_shape + (size, k)).copy())
     state = problem.state0
     boundaries = set(edges.tolist())
+    block = 0  # the averaging block that a QR after `done` steps reports to
     for t in range(problem.n_steps):
         state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
         _check_state(state, t + 1)
         done = t + 1
-        due = frame.push(jac)
-        if done in boundaries:
-            due = frame.everyone
-        if np.any(due):
-            index, factors = frame.flush(due)
+        at_boundary = done in boundaries
+        if frame.push(jac) or at_boundary:
+            index, _, growths = frame.flush(everyone=at_boundary)
             if done > warmup:
-                sums = block_sums[np.searchsorted(edges, done, side="left") - 1]
-                for i, member_factors in enumerate(factors):
-                    member = tuple(axis[i] for axis in index)
-                    sums[member] += sum(_log_abs(np.diagonal(r)) for r in member_factors)
+                while done > edges[block + 1]:
+                    block += 1
+                sums = block_sums[block]
+                for i, growth in enumerate(growths):
+                    sums[tuple(axis[i] for axis in index)] += growth
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
     exponents = block_sums.sum(axis=0) / measured
