@@ -603,7 +603,7 @@ def test_index_out_of_range(index):
 def test_index_beyond_the_batch_dims():
     stack = gs.stack_cells([_ensemble("rnn", {}), _ensemble("rnn", {})])
     with pytest.raises(IndexError, match=exact(
-        "ensemble index (0, 1, 0) is out of range for batch_shape (2, 3)."
+        "ensemble index (0, 1, 0) has 3 entries for batch_shape (2, 3)."
     )):
         stack[0, 1, 0]
 

@@ -12,6 +12,7 @@ Every method accepts leading batch dimensions: ``state`` of shape ``(..., state_
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import numpy as np
 from scipy.special import expit
@@ -174,14 +175,34 @@ class Cell:
                 f"a single {type(self).__name__} has no members; only an ensemble (batch_shape != ()) "
                 "can be indexed."
             )
+        parts = index if isinstance(index, tuple) else (index,)
+        if sum(part is Ellipsis for part in parts) > 1:
+            raise IndexError(f"an ensemble index can have only one Ellipsis; got {index!r}.")
+        if Ellipsis in parts:
+            # The Ellipsis stands for batch dimensions only, never for the weights' own axes.
+            at = parts.index(Ellipsis)
+            fill = (slice(None),) * max(0, len(self.batch_shape) - len(parts) + 1)
+            parts = parts[:at] + fill + parts[at + 1 :]
+            index = parts
+        for part in parts:
+            integers = isinstance(part, (numbers.Integral, slice)) and not isinstance(part, bool)
+            if not integers and not (
+                isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype.kind in "iu"
+            ):
+                raise TypeError(
+                    "an ensemble index must be an int, a slice, an integer array or an Ellipsis per batch dimension "
+                    f"(batch_shape {self.batch_shape}); got {index!r}."
+                )
+        if len(parts) > len(self.batch_shape):
+            raise IndexError(
+                f"ensemble index {index!r} has {len(parts)} entries for batch_shape {self.batch_shape}."
+            )
         try:
-            kept = np.empty(self.batch_shape)[index]
+            np.empty(self.batch_shape)[index]
         except IndexError:
             raise IndexError(
                 f"ensemble index {index!r} is out of range for batch_shape {self.batch_shape}."
             ) from None
-        if not isinstance(kept, np.ndarray):
-            kept = np.asarray(kept)
         members = {name: np.asarray(a[index]) for name, a in self.parameters().items()}
         return type(self)(**members, **self.options())
 
@@ -221,6 +242,7 @@ class Cell:
             raise ValueError(
                 f"`cotangent` must have last dimension {p} (path {path!r}); got shape {cotangent.shape}."
             )
+        self._check_cotangent_batch(state, x, cotangent)
         return self._vjp(state, x, cotangent, path)
 
     def param_vjp(self, state, x, cotangent) -> dict:
@@ -253,14 +275,18 @@ class Cell:
                 f"`cotangent` must have last dimension state_size={self.state_size}; got shape "
                 f"{cotangent.shape}."
             )
-        try:
-            np.broadcast_shapes(state.shape[:-1], x.shape[:-1], cotangent.shape[:-1])
-        except ValueError:
-            raise ValueError(
-                f"`cotangent` must have a batch shape broadcastable with the state's and x's; got "
-                f"{cotangent.shape[:-1]}, {state.shape[:-1]} and {x.shape[:-1]}."
-            ) from None
+        self._check_cotangent_batch(state, x, cotangent)
         return self._param_vjp(state, x, cotangent)
+
+    def _check_cotangent_batch(self, state, x, cotangent):
+        try:
+            np.broadcast_shapes(state.shape[:-1], x.shape[:-1], cotangent.shape[:-1], self.batch_shape)
+        except ValueError:
+            ensemble = f" and the ensemble's {self.batch_shape}" if self.batch_shape else ""
+            raise ValueError(
+                f"`cotangent` must have a batch shape broadcastable with the state's and x's{ensemble}; "
+                f"got shape {cotangent.shape} for state {state.shape} and x {x.shape}."
+            ) from None
 
     def step_and_jacobian(self, state, x=None, path: str = "full"):
         """``(step(state, x), jacobian(state, x, path))`` from one forward pass."""

@@ -47,7 +47,13 @@ def gradient_norms(cell, inputs, state0=None, upstream=None, path: str = "full")
             raise ValueError(
                 f"`upstream` must have last dimension {size} (path {path!r}); got shape {vec.shape}."
             )
-        vec = np.broadcast_to(vec, batch + (size,)).copy()
+        try:
+            vec = np.broadcast_to(vec, batch + (size,)).copy()
+        except ValueError:
+            raise ValueError(
+                f"`upstream` must have a batch shape that broadcasts to {batch} (the inputs', state0's "
+                f"and the cell's); got shape {vec.shape}."
+            ) from None
         if np.any(np.linalg.norm(vec, axis=-1) == 0):
             raise ValueError("`upstream` must have a non-zero norm; got all zeros.")
     n_steps = problem.n_steps
