@@ -10,8 +10,9 @@ from ._problem import _check_path, _check_state, _problem
 from .qr import _log_abs, _qr, make_frame
 
 
-# Largest span (nats) of log scales that a product may carry unscaled: e^-500 times an entry of
-# R or V stays far above float64's smallest normal number (e^-708), so nothing underflows.
+# Largest span (nats) of row scales computed with one reference scale: a row whose scale is 500
+# nats below the reference still has its leading terms far above float64's smallest normal
+# number (e^-708).
 _MAX_COLUMN_SPAN = 500.0
 # A block of singular values that stay coupled may span at most this many nats when it goes to
 # LAPACK's SVD, whose error is ~ eps * sigma_max: relative error <= eps * e^8.4 = 1e-12 on the
@@ -47,19 +48,37 @@ def _normalise_rows(log_scale, product):
 def _absorb(r, log_rows, v):
     """R diag(e^l) V as diag(e^l') V' (V' upper triangular, row-graded).
 
-    When the scales span less than ``_MAX_COLUMN_SPAN`` nats, R's columns are scaled by
-    e^(l - max l) (P exponentials, not P^2) and the triangular product is one ``trmm`` (half a
-    matmul's flops); otherwise each entry is scaled on its own (:func:`_regrade`).
+    Row i of the product is scaled by m_i, the largest l_j over its non-zero R_ij. Rows whose
+    m_i lie within ``_MAX_COLUMN_SPAN`` nats of each other are computed together: R's columns
+    are scaled by e^(l - m_ref) (P exponentials, not the P^2 of :func:`_regrade`) and the rows
+    multiplied in one product (a triangular ``trmm``, half a matmul's flops, when one group
+    holds them all). Terms more than ~700 nats below a row's scale underflow to zero, far below
+    its rounding.
     """
-    finite = log_rows[np.isfinite(log_rows)]
-    if v.ndim != 2 or finite.size == 0 or finite.max() - finite.min() > _MAX_COLUMN_SPAN:
+    if v.ndim != 2:
         return _regrade(np.broadcast_to(log_rows[..., None, :], r.shape), r, v)
-    top = finite.max()
-    with np.errstate(under="ignore"):
-        scaled_r = r * np.exp(log_rows - top)  # exp(-inf) = 0: a dead row stays zero
-    # R diag(s) is upper triangular: trmm reads only its upper triangle.
-    product = _blas.dtrmm(1.0, scaled_r, v, side=0, lower=0)
-    return _normalise_rows(np.full(r.shape[-2], top), product)
+    row_max = np.max(np.where(r != 0, log_rows[None, :], -np.inf), axis=-1)
+    live = np.isfinite(row_max)
+    out_rows = np.full(r.shape[0], -np.inf)
+    out = np.zeros_like(v)
+    if not live.any():
+        return out_rows, out
+    low = row_max[live].min()
+    group = np.where(live, np.floor((row_max - low) / _MAX_COLUMN_SPAN), -1).astype(int)
+    for g in np.unique(group[live]):
+        rows = np.nonzero(group == g)[0]
+        ref = row_max[rows].max()
+        with np.errstate(under="ignore", over="ignore"):
+            # exp of at most 0 where R_ij != 0; larger l_j only meet R_ij = 0 (capped, times 0).
+            scale = np.exp(np.minimum(log_rows - ref, 0.0))
+        scaled_r = r[rows] * scale[None, :]
+        if rows.size == r.shape[0]:
+            # R diag(s) is upper triangular: trmm reads only its upper triangle.
+            product = _blas.dtrmm(1.0, scaled_r, v, side=0, lower=0)
+        else:
+            product = scaled_r @ v
+        out_rows[rows], out[rows] = _normalise_rows(np.full(rows.size, ref), product)
+    return out_rows, out
 
 
 def _blocks(coupled):
@@ -81,7 +100,8 @@ def _graded_log_svd(log_rows, v, *, max_iter: int = 60):
     has the same singular values and its off-diagonal entries shrink by the ratio of the
     singular values they couple, so widely separated values decouple in a few iterations
     without any number leaving float64. The matrix is then cut into diagonal blocks whose
-    mutual coupling is below machine precision; the iteration stops as soon as every block
+    mutual coupling changes no singular value by more than eps / P relative (see
+    :func:`_coupling`); the iteration stops as soon as every block
     spans at most ``_MAX_BLOCK_SPAN`` nats, and each block goes to LAPACK's SVD, accurate to
     ~1e-12 relative on its smallest value.
 
@@ -119,15 +139,23 @@ def _span(rows) -> float:
 
 
 def _coupling(log_rows, v):
-    """log(|M_ij| / min(|M_ii|, |M_jj|)) for i < j, M = diag(e^l) V; -inf on and below the diagonal."""
+    """For i < j, the log of the relative change that dropping M_ij makes in the singular values
+    of M = diag(e^l) V; -inf on and below the diagonal.
+
+    The first-order change vanishes (M_ij is off the diagonal); the second-order change in the
+    2 x 2 triangle [[M_ii, M_ij], [0, M_jj]] is (M_ij / max)^2 (M_ij / min)^2 relative, with
+    max and min the larger and smaller of |M_ii|, |M_jj| (and at most (M_ij / max)^2 when
+    |M_ij| < min), so the measure is 2 (c_max + max(c_min, 0)), c = log(|M_ij| / .).
+    """
     log_entries = log_rows[:, None] + _log_abs(v)
     log_diag = np.diagonal(log_entries)
-    floor = np.minimum(log_diag[:, None], log_diag[None, :])
+    low = np.minimum(log_diag[:, None], log_diag[None, :])
+    high = np.maximum(log_diag[:, None], log_diag[None, :])
     with np.errstate(invalid="ignore"):
-        ratio = log_entries - floor
-    ratio = np.where(np.triu(np.ones(v.shape, dtype=bool), 1), ratio, -np.inf)
+        measure = 2.0 * ((log_entries - high) + np.maximum(log_entries - low, 0.0))
+    measure = np.where(np.triu(np.ones(v.shape, dtype=bool), 1), measure, -np.inf)
     # A zero diagonal entry with a non-zero entry in its row or column is fully coupled.
-    return np.nan_to_num(ratio, nan=-np.inf, posinf=np.inf)
+    return np.nan_to_num(measure, nan=-np.inf, posinf=np.inf)
 
 
 def _check_times(times, n_steps):
