@@ -752,9 +752,10 @@ def _peak_bytes(fn):
 
 N_MEM = 64
 _MEM_CELL = _linear_rnn(_orth(N_MEM, np.random.default_rng(70)))
+_MEM_T_SMALL, _MEM_T_LARGE = 6_000, 30_000
 # Slack for allocations unrelated to T (Python ints, small temporaries, allocator noise): far
-# below what any O(T) storage would add between T = 2000 and 20000 (18000 states of 512 B
-# = 9 MB; 18000 Jacobians of 32 KB = 590 MB).
+# below what any O(T) storage would add between T = 6000 and 30000 (24000 states of 512 B
+# = 12 MB; 24000 Jacobians of 32 KB = 790 MB).
 _MEM_SLACK = 64 * 1024
 
 _MEM_FUNCS = {
@@ -769,16 +770,19 @@ _MEM_FUNCS = {
 def test_peak_memory_does_not_grow_with_T(name):
     fn = _MEM_FUNCS[name]
     fn(50)  # warm caches (lazy imports, LAPACK workspaces) outside the measurement
-    small = _peak_bytes(lambda: fn(2_000))
-    large = _peak_bytes(lambda: fn(20_000))
+    # A frame keeps one small recipe (state and input) per step of its current block, up to
+    # the longest block (256 steps) or an averaging block (T / 20 steps): both horizons are
+    # long enough that this bound, not T, is what they reach.
+    small = _peak_bytes(lambda: fn(_MEM_T_SMALL))
+    large = _peak_bytes(lambda: fn(_MEM_T_LARGE))
     allowed = _MEM_SLACK
     if name == "gradient_norms":
         # The output is (T+1) float64s by contract, and states are checkpointed every
         # sqrt(T) steps and recomputed a segment at a time: two lists of ~sqrt(T) arrays of
         # S float64s (+ ~112 B array header each).
         per_state = N_MEM * 8 + 112
-        allowed += 8 * (20_000 - 2_000)
-        allowed += 2 * (math.isqrt(20_000) - math.isqrt(2_000) + 2) * per_state
+        allowed += 8 * (_MEM_T_LARGE - _MEM_T_SMALL)
+        allowed += 2 * (math.isqrt(_MEM_T_LARGE) - math.isqrt(_MEM_T_SMALL) + 2) * per_state
     assert large - small <= allowed, (small, large, allowed)
 
 

@@ -118,3 +118,8 @@ def _check_state(state, t):
             "(an unbounded activation with growing state); use a bounded activation, smaller "
             "gain or a shorter horizon."
         )
+
+
+def _jacobian_again(cell, state, x, path):
+    """The Jacobian (operator) of one step, recomputed: what a frame keeps instead of it."""
+    return cell._jacobian_operator(state, x, path)[1]

@@ -30,7 +30,9 @@ _MAX_LOSS["cholesky"] = _MAX_LOSS["householder"] / 2.0  # 8.8 nats
 _QR_COST = {"householder": 3.0, "cholesky": 2.0}
 # Largest growth or decay (nats) of any column between QRs, far from float64's +-709.
 _MAX_LOG_SCALE = 200.0
-_MAX_INTERVAL = 32
+# Longest block: the frame keeps only a recipe per step (its state and input), so this bounds
+# memory lightly; the accuracy limits and _MAX_LOG_SCALE decide the interval long before it.
+_MAX_INTERVAL = 256
 
 
 def _log_abs(x):
@@ -138,14 +140,17 @@ class _Frame:
         self.block = []
         self.interval, self.kernel = 1, "householder"
 
-    def push(self, jac) -> bool:
-        self.block.append(jac)
+    def push(self, jac, remake) -> bool:
+        """Multiply the frame by ``jac``; ``remake()`` gives ``jac`` again should the block have
+        to be redone (the Jacobians themselves are not kept: a block may be long)."""
+        self.block.append(remake)
         self.frame = jac @ self.frame
         return len(self.block) >= self.interval
 
     def flush(self, everyone: bool = True, orthonormal: bool = False):
         q, factors, growth, self.interval, self.kernel = _factor(
-            self.frame, self.start, lambda: self.block, len(self.block), self.kernel, orthonormal
+            self.frame, self.start, lambda: (remake() for remake in self.block), len(self.block),
+            self.kernel, orthonormal,
         )
         self.start = self.frame = q
         self.block = []
@@ -221,14 +226,15 @@ class _EnsembleFrame:
         self.frame = frame  # (*batch, P, k)
         self.batch = frame.shape[:-2]
         self.start = frame.copy()
-        self.block = []  # Jacobians since the earliest pending member's last QR
+        self.block = []  # remakes of the Jacobians since the earliest pending member's last QR
         self.pending = np.zeros(self.batch, dtype=int)
         self.interval = np.ones(self.batch, dtype=int)
         self.kernel = np.full(self.batch, "householder", dtype=object)
 
-    def push(self, jac) -> bool:
-        """Advance every member one step; True when some member's interval is reached."""
-        self.block.append(jac)
+    def push(self, jac, remake) -> bool:
+        """Advance every member one step; True when some member's interval is reached.
+        ``remake()`` gives ``jac`` again should a member's block have to be redone."""
+        self.block.append(remake)
         self.frame = jac @ self.frame
         self.pending += 1
         return bool(np.any(self.pending >= self.interval))
@@ -246,7 +252,7 @@ class _EnsembleFrame:
             steps = int(self.pending[member])
             block = self.block[len(self.block) - steps :]
             q, member_factors, growth, interval, kernel = _factor(
-                self.frame[member], self.start[member], lambda: [_take(j, member) for j in block],
+                self.frame[member], self.start[member], lambda: (_take(remake(), member) for remake in block),
                 steps, self.kernel[member], orthonormal,
             )
             self.frame[member] = self.start[member] = q

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 from scipy.linalg import blas as _blas
 
 from .._validate import describe
-from ._problem import _check_path, _check_state, _problem
+from ._problem import _check_path, _check_state, _jacobian_again, _problem
 from .qr import _log_abs, _qr, make_frame
 
 
@@ -218,10 +219,11 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         record(0)
     state = problem.state0
     for t in range(max(wanted)):
-        state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
+        cell_t, x_t, previous = problem.cell(t), problem.input_at(t), state
+        state, jac = cell_t._jacobian_operator(previous, x_t, path)
         _check_state(state, t + 1)
         read = (t + 1) in wanted
-        if frame.push(jac) or read:
+        if frame.push(jac, functools.partial(_jacobian_again, cell_t, previous, x_t, path)) or read:
             # Where singular values are read off, Q must be orthonormal to rounding.
             index, factors, _ = frame.flush(everyone=read, orthonormal=read)
             for i, member_factors in enumerate(factors):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_rng, describe, positive_int
-from ._problem import _check_path, _check_state, _problem
+from ._problem import _check_path, _check_state, _jacobian_again, _problem
 from .qr import make_frame
 
 
@@ -45,7 +46,7 @@ def lyapunov_spectrum(
     re-orthonormalised by QR; the exponents are the time averages of :math:`\log|R_{ii}|`.
     The QR is done every few steps, adaptively: the last QR's spread of growth rates predicts
     how fast the frame's condition number grows, and the next QR comes before rounding could
-    cost more than 1e-8 relative accuracy in any R_ii (at least every 32 steps). Where the
+    cost more than 1e-8 relative accuracy in any R_ii (at least every 256 steps). Where the
     spread allows, a Cholesky QR (BLAS-3 only) replaces Householder's.
 
     Parameters
@@ -100,11 +101,12 @@ def lyapunov_spectrum(
     boundaries = set(edges.tolist())
     block = 0  # the averaging block that a QR after `done` steps reports to
     for t in range(problem.n_steps):
-        state, jac = problem.cell(t)._jacobian_operator(state, problem.input_at(t), path)
+        cell_t, x_t, previous = problem.cell(t), problem.input_at(t), state
+        state, jac = cell_t._jacobian_operator(previous, x_t, path)
         _check_state(state, t + 1)
         done = t + 1
         at_boundary = done in boundaries
-        if frame.push(jac) or at_boundary:
+        if frame.push(jac, functools.partial(_jacobian_again, cell_t, previous, x_t, path)) or at_boundary:
             index, _, growths = frame.flush(everyone=at_boundary)
             if done > warmup:
                 while done > edges[block + 1]:
