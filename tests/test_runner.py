@@ -17,7 +17,18 @@ import pytest
 import gradsim as gs
 from gradsim.workflow import cli
 from gradsim.workflow.report import produce, write_report
-from gradsim.workflow.runner import apply_overrides, canonical_json, make_executor
+from gradsim.workflow.runner import (
+    Study,
+    apply_overrides,
+    canonical_json,
+    config_rng,
+    expand_grid,
+    find_studies,
+    load_study,
+    make_executor,
+    plan_batches,
+    run_study,
+)
 
 TOY = textwrap.dedent(
     '''
@@ -52,11 +63,66 @@ TOY = textwrap.dedent(
 )
 
 
+# The same records as a batched study: ``simulate_batch`` draws each member from its own
+# generator and computes with elementwise arithmetic only (exactly rounded, so a member's bits
+# cannot depend on the batch), so its rows must equal the unbatched ones bit for bit. Odd and
+# even x form two keys; max_batch=2 cuts x = 1..6 into [1], [3, 5], [2], [4, 6]. Each call's
+# batch (its x values) is appended to $TOY_BATCH_LOG; $TOY_INTERRUPT_AT=x interrupts the run
+# (KeyboardInterrupt) in the batch holding x, as a kill would.
+TOY_BATCH = textwrap.dedent(
+    '''
+    """Is the batched toy study reproducible?"""
+    import os
+    import time
+
+    import numpy as np
+    from gradsim.workflow.runner import Study
+
+    def _draw(config, rng):
+        if config["x"] == config.get("fail_at"):
+            raise RuntimeError("boom at " + str(config["x"]))
+        return rng.standard_normal(3)
+
+    def _records(config, z):
+        return [{"i": i, "value": float(v), "scaled": float(config["x"] * v)}
+                for i, v in enumerate(z)]
+
+    def simulate(config, rng):
+        time.sleep(config.get("sleep", 0.0))
+        return _records(config, _draw(config, rng) * 2.0 + 0.5)
+
+    def batch_key(config):
+        return None if config["x"] == config.get("alone") else ["parity", config["x"] % 2]
+
+    def simulate_batch(configs, rngs):
+        xs = [c["x"] for c in configs]
+        if os.environ.get("TOY_BATCH_LOG"):
+            with open(os.environ["TOY_BATCH_LOG"], "a") as log:
+                log.write(" ".join(map(str, xs)) + "\\n")
+        if os.environ.get("TOY_INTERRUPT_AT") in map(str, xs):
+            raise KeyboardInterrupt
+        time.sleep(sum(c.get("sleep", 0.0) for c in configs))
+        z = np.stack([_draw(c, r) for c, r in zip(configs, rngs)]) * 2.0 + 0.5
+        return [_records(c, row) for c, row in zip(configs, z)]
+
+    STUDY = Study(name="toybatch", question=__doc__.strip(),
+                  grid={"x": [1, 2, 3, 4, 5, 6], "sleep": [0.0], "fail_at": [0], "alone": [0]},
+                  quick_grid={"x": [1, 2]}, simulate=simulate, simulate_batch=simulate_batch,
+                  batch_key=batch_key, max_batch=2)
+    '''
+)
+# The batched toy with its batch functions removed: the unbatched path of the same records.
+TOY_UNBATCHED = TOY_BATCH.replace("simulate_batch=simulate_batch,", "").replace(
+    "batch_key=batch_key, max_batch=2", "").replace('name="toybatch"', 'name="toyalone"')
+
+
 @pytest.fixture
 def studies(tmp_path):
     folder = tmp_path / "studies"
     folder.mkdir()
     (folder / "toy.py").write_text(TOY)
+    (folder / "toybatch.py").write_text(TOY_BATCH)
+    (folder / "toyalone.py").write_text(TOY_UNBATCHED)
     return folder
 
 
@@ -129,13 +195,193 @@ def test_a_failing_configuration_is_recorded_and_the_others_go_on(studies, tmp_p
 
 
 # ------------------------------------------------------------------------------------------
+# batches
+def test_plan_batches_by_key_near_equal_and_alone(studies):
+    study = load_study(studies / "toybatch.py")
+    configs = expand_grid(study.grid)
+    assert [[configs[i]["x"] for i in b] for b in plan_batches(study, configs)] == [
+        [1], [2], [3, 5], [4, 6]]
+    configs = expand_grid({**study.grid, "x": list(range(1, 10)), "alone": [4]})
+    # Odd x: 5 members in batches of at most 2 -> 3 batches of near-equal sizes, in grid
+    # order; x = 4 runs alone, so the even ones are 3 -> 2 batches.
+    assert [[configs[i]["x"] for i in b] for b in plan_batches(study, configs)] == [
+        [1], [2], [3, 5], [4], [6, 8], [7, 9]]
+    unbatched = load_study(studies / "toyalone.py")
+    assert plan_batches(unbatched, configs) == [[i] for i in range(len(configs))]
+
+
+def test_study_checks_its_batch_fields():
+    def simulate(config, rng):
+        return []
+
+    with pytest.raises(TypeError, match="`simulate_batch` and `batch_key` go together"):
+        Study("s", "q", {"x": [1]}, {"x": [1]}, simulate, simulate_batch=lambda c, r: [])
+    with pytest.raises(ValueError, match="`max_batch` must be a positive integer; got 0"):
+        Study("s", "q", {"x": [1]}, {"x": [1]}, simulate, simulate_batch=lambda c, r: [],
+              batch_key=lambda c: 0, max_batch=0)
+
+
+def test_batched_rows_equal_unbatched_rows(studies, tmp_path, monkeypatch):
+    log = tmp_path / "batches.log"
+    monkeypatch.setenv("TOY_BATCH_LOG", str(log))
+    batched = produce(studies / "toybatch.py", out=tmp_path / "batched", progress=False)
+    alone = produce(studies / "toyalone.py", out=tmp_path / "alone", progress=False)
+    assert log.read_text().split("\n")[:-1] == ["1", "2", "3 5", "4 6"]
+    assert batched.csv_path.read_bytes() == alone.csv_path.read_bytes()
+    assert len(batched.frame) == 18
+
+
+def test_adding_grid_points_keeps_other_rows_when_batched(studies, tmp_path, monkeypatch):
+    log = tmp_path / "batches.log"
+    monkeypatch.setenv("TOY_BATCH_LOG", str(log))
+    small = produce(studies / "toybatch.py", out=tmp_path / "a", progress=False,
+                    overrides={"x": [2, 5]}).frame
+    large = produce(studies / "toybatch.py", out=tmp_path / "b", progress=False,
+                    overrides={"x": [7, 5, 1, 2, 4, 9]}).frame
+    # The points shared batches with different partners in the two runs.
+    assert log.read_text().split("\n")[:-1] == ["2", "5", "7 5", "1 9", "2 4"]
+    for x in (2, 5):
+        pd.testing.assert_frame_equal(small[small.x == x].reset_index(drop=True),
+                                      large[large.x == x].reset_index(drop=True))
+
+
+def test_a_failing_member_is_recorded_and_its_batch_goes_on(studies, tmp_path):
+    result = produce(studies / "toybatch.py", out=tmp_path / "batched", progress=False,
+                     overrides={"fail_at": 3})
+    alone = produce(studies / "toyalone.py", out=tmp_path / "alone", progress=False,
+                    overrides={"fail_at": 3})
+    frame = pd.read_csv(result.csv_path, keep_default_na=False)
+    failed = frame[frame.x == 3]
+    assert len(failed) == 1 and failed.error.iloc[0].startswith("RuntimeError: boom at 3")
+    assert result.n_errors == 1 and len(frame) == 1 + 5 * 3
+    # Its batch partner (x = 5) ran alone after the batch failed: the same bytes either way
+    # (the error names the file it was raised in).
+    assert result.csv_path.read_text() == alone.csv_path.read_text().replace("toyalone.py", "toybatch.py")
+
+
+def test_a_batch_of_the_wrong_length_is_an_error(studies, tmp_path):
+    broken = TOY_BATCH.replace("return [_records(c, row) for c, row in zip(configs, z)]",
+                               "return []")
+    (studies / "broken.py").write_text(broken.replace('name="toybatch"', 'name="broken"'))
+    with pytest.raises(ValueError, match="one list of records per configuration; got 0 for 1"):
+        produce(studies / "broken.py", out=tmp_path, progress=False)
+
+
+def test_resume_after_a_batched_run_was_interrupted(studies, tmp_path, monkeypatch):
+    """Each member is stored on its own; a batch with any member missing is run again whole,
+    so the resumed run computes every batch with the members an uninterrupted one does."""
+    study = load_study(studies / "toybatch.py")
+    out = tmp_path / "interrupted"
+    monkeypatch.setenv("TOY_INTERRUPT_AT", "6")  # in the last batch, [4, 6]
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out=out, progress=False)
+    partial = out / ".partial" / "toybatch"
+    digests = {c["x"]: gs.config_hash(c) for c in expand_grid(study.grid)}
+    assert sorted(p.stem for p in partial.glob("*.json")) == sorted(digests[x] for x in (1, 2, 3, 5))
+    # As if killed between the two members' writes: batch [3, 5] is half stored.
+    (partial / f"{digests[5]}.json").unlink()
+    stored_3 = (partial / f"{digests[3]}.json").read_bytes()
+    monkeypatch.delenv("TOY_INTERRUPT_AT")
+    log = tmp_path / "batches.log"
+    monkeypatch.setenv("TOY_BATCH_LOG", str(log))
+    resumed = run_study(study, out=out, progress=False, resume=True)
+    assert log.read_text().split("\n")[:-1] == ["3 5", "4 6"]
+    uninterrupted = run_study(study, out=tmp_path / "uninterrupted", progress=False)
+    assert resumed.csv_path.read_bytes() == uninterrupted.csv_path.read_bytes()
+    assert not partial.exists()
+    assert json.loads(stored_3)["records"] == [
+        {k: v for k, v in row.items() if k in ("i", "value", "scaled")}
+        for row in resumed.frame[resumed.frame.x == 3].to_dict("records")]
+
+
+def test_batched_runs_give_identical_csv_on_every_executor(studies, tmp_path):
+    pytest.importorskip("dask.distributed", reason="the dask extra is installed by .ci/run")
+    outputs = {}
+    for name, kwargs in {"serial": {}, "process": {"jobs": 2}, "dask": {"scheduler": "local", "jobs": 2}}.items():
+        with make_executor(**kwargs) as executor:
+            result = produce(studies / "toybatch.py", out=tmp_path / name, executor=executor,
+                             progress=False, overrides={"x": list(range(1, 12))})
+        outputs[name] = result.csv_path.read_bytes()
+    alone = produce(studies / "toyalone.py", out=tmp_path / "alone", progress=False,
+                    overrides={"x": list(range(1, 12))})
+    assert outputs["serial"] == outputs["process"] == outputs["dask"] == alone.csv_path.read_bytes()
+
+
+def test_batched_process_pool_gives_the_serial_bytes(studies, tmp_path):
+    """The process pool alone (no Dask needed): the batches are the grid's, not the pool's."""
+    with make_executor(jobs=2) as executor:
+        pooled = produce(studies / "toybatch.py", out=tmp_path / "pool", executor=executor,
+                         progress=False)
+    serial = produce(studies / "toybatch.py", out=tmp_path / "serial", progress=False)
+    assert pooled.csv_path.read_bytes() == serial.csv_path.read_bytes()
+
+
+BATCHED_STUDIES = [name for name, path in find_studies().items()
+                   if load_study(path).simulate_batch is not None]
+
+
+def test_the_simulation_heavy_studies_run_as_ensembles():
+    assert {"activations", "forget_bias", "norm_rule"} <= set(BATCHED_STUDIES)
+
+
+@pytest.mark.parametrize("name", BATCHED_STUDIES)
+def test_batched_studies_match_their_unbatched_records(name):
+    """Every batch of the quick grid, through simulate_batch, against simulate alone.
+
+    Tolerance: an ensemble member equals the single network to rounding (the cells layer
+    promises ~1e-12 relative; 3e-16 is seen), hence rtol 1e-9; quantities that are zero up to
+    rounding (the block standard error of an exactly periodic linear RNN, ~1e-17; the bound
+    excess of an orthogonal linear RNN, ~1e-16) compare absolutely, atol 1e-12.
+    """
+    study = load_study(find_studies()[name])
+    configs = expand_grid(study.quick_grid)
+    batches = plan_batches(study, configs)
+    assert any(len(b) > 1 for b in batches)
+    for batch in batches:
+        members = [configs[i] for i in batch]
+        if study.batch_key(members[0]) is None:
+            continue
+        together = study.simulate_batch([dict(c) for c in members], [config_rng(c) for c in members])
+        for config, records in zip(members, together):
+            alone = study.simulate(dict(config), config_rng(config))
+            assert len(records) == len(alone)
+            for got, want in zip(records, alone):
+                assert list(got) == list(want)
+                for key, value in want.items():
+                    if isinstance(value, (float, np.floating)):
+                        np.testing.assert_allclose(got[key], value, rtol=1e-9, atol=1e-12,
+                                                   err_msg=f"{name} {config} {key}")
+                    else:
+                        assert got[key] == value, (name, config, key)
+
+
+@pytest.mark.parametrize("name", BATCHED_STUDIES)
+def test_a_members_records_do_not_depend_on_its_batch_partners(name):
+    """Adding a grid point changes which configurations share a batch; the rows of the others
+    must stay bit for bit (members of ensembles of two or more are computed independently)."""
+    study = load_study(find_studies()[name])
+    configs = expand_grid(study.quick_grid)
+    members = [configs[i] for i in max(plan_batches(study, configs), key=len)]
+
+    def run(batch):
+        return study.simulate_batch([dict(c) for c in batch], [config_rng(c) for c in batch])
+
+    together = run(members)
+    for j in range(len(members)):
+        pair = run([members[j], members[j - 1]])[0]
+        pd.testing.assert_frame_equal(pd.DataFrame(pair), pd.DataFrame(together[j]),
+                                      check_exact=True)
+
+
+# ------------------------------------------------------------------------------------------
 # resume after kill -9
-def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path):
+@pytest.mark.parametrize("name", ["toy", "toybatch"])
+def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path, name):
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "gradsim.workflow.cli", "run", "toy", "--out", str(out), "--studies",
+    args = [sys.executable, "-m", "gradsim.workflow.cli", "run", name, "--out", str(out), "--studies",
             str(studies), "--set", "sleep=0.4"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = out / ".partial" / "toy"
+    partial = out / ".partial" / name
     deadline = time.time() + 60
     while time.time() < deadline and len(list(partial.glob("*.json"))) < 2:
         time.sleep(0.05)
@@ -143,7 +389,7 @@ def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path):
     process.wait()
     finished_before = len(list(partial.glob("*.json")))
     assert 2 <= finished_before < 6, "the kill must land mid-run"
-    assert not (out / "toy.csv").exists()
+    assert not (out / f"{name}.csv").exists()
     # A new run without --resume must not overwrite what was computed.
     refused = run_cli(*args[3:], cwd=None)
     assert refused.returncode == 2 and "--resume" in refused.stderr
@@ -152,9 +398,9 @@ def test_kill_9_then_resume_gives_the_same_bytes(studies, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     # sleep is part of the configuration, so compare with an uninterrupted run of the same grid.
     uninterrupted = tmp_path / "uninterrupted"
-    again = run_cli("run", "toy", "--out", uninterrupted, "--studies", studies, "--set", "sleep=0.4")
+    again = run_cli("run", name, "--out", uninterrupted, "--studies", studies, "--set", "sleep=0.4")
     assert again.returncode == 0
-    assert (out / "toy.csv").read_bytes() == (uninterrupted / "toy.csv").read_bytes()
+    assert (out / f"{name}.csv").read_bytes() == (uninterrupted / f"{name}.csv").read_bytes()
     assert not partial.exists()
 
 

@@ -8,6 +8,15 @@ killed at any moment can be resumed), and writes ``<out>/<name>.csv`` with a
 configuration runs with one BLAS thread and its seed comes from a hash of the configuration
 itself, never from its position in the grid.
 
+Batches. A study may also give ``simulate_batch(configs, rngs)``, the records of several
+configurations from one call (typically one ensemble of networks, ``gradsim.stack_cells``), and
+``batch_key(config)``, which says which configurations may share a call: those with equal keys
+(same cell kind, size, horizon, ...). The runner cuts the grid into batches once, from the grid
+alone (configurations of one key in grid order, at most ``max_batch`` per batch), so a batch's
+members are the same whichever executor runs it and whether or not the run was resumed. Each
+member keeps its own generator ``config_rng(config)`` and is stored as its own partial result;
+a resumed run computes again, whole, every batch with a member missing.
+
 This module and the studies are the only places, with the command line, that write files.
 """
 
@@ -49,6 +58,7 @@ __all__ = [
     "find_studies",
     "make_executor",
     "run_study",
+    "plan_batches",
     "apply_overrides",
     "atomic_write",
     "prepare_out",
@@ -81,6 +91,19 @@ class Study:
         sequence of such dicts is the union of their products.
     simulate : callable (config: dict, rng: numpy.random.Generator) -> list of dict
         Pure: the same configuration and generator give the same records.
+    simulate_batch : callable (configs: list of dict, rngs: list of Generator) -> list of list of dict, optional
+        The records of every configuration of a batch, in order: item i must be what
+        ``simulate(configs[i], rngs[i])`` returns, to rounding (an ensemble's member equals the
+        single network to ~1e-12 relative), and must not depend on the other members, so that
+        adding a grid point leaves the other rows as they are. If the call raises, the batch's
+        configurations are run one by one with ``simulate``, so that the failing one is
+        recorded with its error and the others keep their rows.
+    batch_key : callable (config: dict) -> JSON-able value or None, optional
+        Configurations with equal keys may go to one ``simulate_batch`` call; ``None`` runs the
+        configuration alone with ``simulate``. Required with ``simulate_batch``.
+    max_batch : int
+        Most configurations in one batch (bounds a batch's memory, and leaves several batches
+        for a process pool to share).
     plot : callable (DataFrame) -> matplotlib Figure, optional
     summarize : callable (DataFrame) -> dict, optional
         Key numbers for the report, computed from the CSV's contents.
@@ -100,6 +123,18 @@ class Study:
     summarize: Callable | None = None
     root_seed: int = 0
     source: str | None = field(default=None, compare=False)
+    simulate_batch: Callable | None = None
+    batch_key: Callable | None = None
+    max_batch: int = 32
+
+    def __post_init__(self):
+        if (self.simulate_batch is None) != (self.batch_key is None):
+            raise TypeError(
+                "`simulate_batch` and `batch_key` go together: give both or neither; got "
+                f"simulate_batch={self.simulate_batch!r}, batch_key={self.batch_key!r}."
+            )
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise ValueError(f"`max_batch` must be a positive integer; got {self.max_batch!r}.")
 
 
 @dataclass(frozen=True)
@@ -306,12 +341,67 @@ def _run_config(source: str, config: dict, root_seed: int) -> dict:
     try:
         with threadpool_limits(limits=1):
             records = study.simulate(dict(config), config_rng(config, root_seed))
-        records = [_jsonable(dict(r)) for r in records]
-        return {"config": _jsonable(config), "records": records, "error": None}
+        return _result(config, records)
     except Exception as exc:  # recorded with the configuration; the others go on
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f" ({Path(last.filename).name}:{last.lineno})"
-        return {"config": _jsonable(config), "records": [], "error": f"{type(exc).__name__}: {exc}{where}"}
+        return {"config": _jsonable(config), "records": [], "error": _describe_error(exc)}
+
+
+def _run_batch(source: str, configs: list, root_seed: int) -> list:
+    """Run one batch (in any process): ``simulate`` for a single unbatched configuration,
+    ``simulate_batch`` otherwise; a batch that raises is run again one configuration at a time."""
+    study = load_study(source)
+    if study.simulate_batch is None or study.batch_key(dict(configs[0])) is None:
+        return [_run_config(source, config, root_seed) for config in configs]
+    try:
+        with threadpool_limits(limits=1):
+            rows = study.simulate_batch([dict(c) for c in configs],
+                                        [config_rng(c, root_seed) for c in configs])
+            rows = list(rows)
+    except Exception:
+        # Which member failed (and why) is found by running them alone.
+        return [_run_config(source, config, root_seed) for config in configs]
+    if len(rows) != len(configs):
+        raise ValueError(
+            f"{study.name}: `simulate_batch` must return one list of records per configuration; "
+            f"got {len(rows)} for {len(configs)} configurations."
+        )
+    return [_result(config, records) for config, records in zip(configs, rows)]
+
+
+def _result(config, records) -> dict:
+    return {"config": _jsonable(config), "records": [_jsonable(dict(r)) for r in records],
+            "error": None}
+
+
+def _describe_error(exc) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+
+
+def plan_batches(study: Study, configs: list) -> list[list[int]]:
+    """The batches of ``configs`` (lists of indices), from the configurations alone.
+
+    Configurations whose ``batch_key`` is equal (compared as canonical JSON) share batches of
+    at most ``study.max_batch`` (as few as that allows, of near-equal sizes), in grid order; a
+    study without ``simulate_batch``, or a key of ``None``, gives one batch per configuration.
+    Batches are ordered by their first member.
+    """
+    if study.simulate_batch is None:
+        return [[i] for i in range(len(configs))]
+    groups: dict[str, list[int]] = {}
+    batches = []
+    for i, config in enumerate(configs):
+        key = study.batch_key(dict(config))
+        if key is None:
+            batches.append([i])
+        else:
+            groups.setdefault(canonical_json(key), []).append(i)
+    for members in groups.values():
+        # As few batches as max_batch allows, of near-equal sizes (consecutive in grid order).
+        n_batches = -(-len(members) // study.max_batch)
+        cuts = [len(members) * b // n_batches for b in range(n_batches + 1)]
+        batches += [members[cuts[b] : cuts[b + 1]] for b in range(n_batches)]
+    return sorted(batches, key=lambda batch: batch[0])
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -463,7 +553,10 @@ def run_study(
         path = partial_dir / f"{digest}.json"
         if path.exists():
             done[digest] = _read_partial(path)
-    todo = [(c, h) for c, h in zip(configs, hashes) if h not in done]
+    # Batches are cut from the whole grid, so that a resumed run computes every batch with the
+    # members an uninterrupted one does; a batch is rerun if any member is missing.
+    todo = [batch for batch in plan_batches(study, configs)
+            if any(hashes[i] not in done for i in batch)]
 
     bar = _progress(len(configs), len(done), study.name, progress)
     own_executor = executor is None
@@ -476,19 +569,25 @@ def run_study(
             queue = iter(todo)
             in_flight = {}
             while True:
-                for config, digest in itertools.islice(queue, window - len(in_flight)):
-                    in_flight[pool.submit(_run_config, study.source, config, study.root_seed)] = digest
+                for batch in itertools.islice(queue, window - len(in_flight)):
+                    future = pool.submit(_run_batch, study.source, [configs[i] for i in batch],
+                                         study.root_seed)
+                    in_flight[future] = batch
                 if not in_flight:
                     break
                 finished, _ = concurrent.futures.wait(in_flight, return_when="FIRST_COMPLETED")
                 for future in finished:
-                    digest = in_flight.pop(future)
-                    # Round-tripped through the stored form, so that a resumed run assembles
-                    # exactly what an uninterrupted one does (record key order included).
-                    data = json.dumps(future.result())
-                    atomic_write(partial_dir / f"{digest}.json", data.encode())
-                    done[digest] = json.loads(data)
-                    bar.update(1)
+                    batch = in_flight.pop(future)
+                    for i, result in zip(batch, future.result()):
+                        digest = hashes[i]
+                        if digest in done:  # stored by an earlier run: never overwritten
+                            continue
+                        # Round-tripped through the stored form, so that a resumed run
+                        # assembles exactly what an uninterrupted one does (key order included).
+                        data = json.dumps(result)
+                        atomic_write(partial_dir / f"{digest}.json", data.encode())
+                        done[digest] = json.loads(data)
+                        bar.update(1)
     finally:
         bar.close()
 
