@@ -11,11 +11,15 @@ step, which also gives the per-step slope log(||J_t q_{t-1}|| / ||q_{t-1}||) of 
 tangent direction. A step is "at the bound" when its slope is within AT_BOUND_TOL of
 log(gamma ||W||_2). A linear RNN (gamma = 1) is the control: with orthogonal W every step is at
 the bound, so the bound is tight exactly when no unit leaves the region where |phi'| = gamma.
+
+Configurations of one activation, size and length run together as one ensemble
+(gradsim.stack_cells; see ``batch_key``), each member drawn from its own configuration's
+generator, so its numbers are those of the configuration run alone.
 """
 
 import numpy as np
 
-from gradsim import RNN, gaussian, lyapunov_spectrum, orthogonal
+from gradsim import RNN, gaussian, lyapunov_spectrum, orthogonal, stack_cells
 from gradsim.workflow.plotting import new_figure, plot_lines
 from gradsim.workflow.runner import Study
 
@@ -38,33 +42,61 @@ QUICK_GRID = {"activation": list(GAMMA), "w_kind": ["orthogonal", "gaussian"], "
               "input_std": [1.0], "n_hidden": [16], "t_max": [100], "seed": [0]}
 
 
-def simulate(config, rng):
-    """One record: lambda_1, the bound log(gamma ||W||_2) and per-step slope statistics."""
-    n, t_max = config["n_hidden"], config["t_max"]
-    act = config["activation"]
-    warmup = t_max // 5
-    kind = config["w_kind"]
-    base = orthogonal(n, 1.0, rng) if kind == "orthogonal" else gaussian(n, 1.0, rng)
+def _draw(config, rng):
+    """The configuration's RNN (W scaled so that gamma ||W||_2 = c) and inputs."""
+    n, t_max, act = config["n_hidden"], config["t_max"], config["activation"]
+    base = orthogonal(n, 1.0, rng) if config["w_kind"] == "orthogonal" else gaussian(n, 1.0, rng)
     w = base * (config["c"] / GAMMA[act] / np.linalg.norm(base, 2))
     cell = RNN(w, gaussian((n, N_INPUT), 1.0, rng), activation=act)
     inputs = rng.normal(0.0, config["input_std"], size=(t_max, N_INPUT))
+    return cell, inputs
+
+
+def _measure(config, cell, inputs):
     # One block per measured step: block_exponents are then the per-step slopes of the
     # leading tangent direction (k = 1).
-    lyap = lyapunov_spectrum(cell, inputs, k=1, warmup=warmup, n_blocks=t_max - warmup)
-    slopes = lyap.block_exponents[:, 0]
-    norm_w = float(np.linalg.norm(w, 2))
+    warmup = config["t_max"] // 5
+    return lyapunov_spectrum(cell, inputs, k=1, warmup=warmup, n_blocks=config["t_max"] - warmup)
+
+
+def _record(config, cell, exponent, stderr, slopes):
+    """The record of one configuration from lambda_1 and the per-step slopes."""
+    act = config["activation"]
+    norm_w = float(np.linalg.norm(cell.weight_hh, 2))
     bound = float(np.log(GAMMA[act] * norm_w))
     return [{
         "gamma": GAMMA[act],
         "norm_W": norm_w,
         "bound": bound,
-        "lyapunov": lyap.exponents[0],
-        "lyapunov_stderr": lyap.stderr[0],
-        "excess": lyap.exponents[0] - bound,
+        "lyapunov": exponent,
+        "lyapunov_stderr": stderr,
+        "excess": exponent - bound,
         "max_step_excess": float(np.max(slopes) - bound),
         "mean_step_gap": float(np.mean(bound - slopes)),
         "frac_steps_at_bound": float(np.mean(slopes >= bound - AT_BOUND_TOL)),
     }]
+
+
+def simulate(config, rng):
+    """One record: lambda_1, the bound log(gamma ||W||_2) and per-step slope statistics."""
+    cell, inputs = _draw(config, rng)
+    lyap = _measure(config, cell, inputs)
+    return _record(config, cell, lyap.exponents[0], lyap.stderr[0], lyap.block_exponents[:, 0])
+
+
+def batch_key(config):
+    """One ensemble per activation, size and length (W kind, c, input std and seed are weights
+    and inputs)."""
+    return [config["activation"], config["n_hidden"], config["t_max"]]
+
+
+def simulate_batch(configs, rngs):
+    """:func:`simulate` of every configuration, as one ensemble of their RNNs."""
+    cells, inputs = zip(*(_draw(c, r) for c, r in zip(configs, rngs)))
+    lyap = _measure(configs[0], stack_cells(cells), np.stack(inputs))
+    return [_record(c, cell, lyap.exponents[i, 0], lyap.stderr[i, 0],
+                    lyap.block_exponents[:, i, 0])
+            for i, (c, cell) in enumerate(zip(configs, cells))]
 
 
 def _label(values):
@@ -149,6 +181,8 @@ STUDY = Study(
     simulate=simulate,
     plot=plot,
     summarize=summarize,
+    simulate_batch=simulate_batch,
+    batch_key=batch_key,
 )
 
 

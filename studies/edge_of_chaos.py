@@ -25,6 +25,7 @@ the chaotic phase (gradsim.theory.mean_field_lyapunov: about 0.054 at N = 400 in
 at g = 1.5 without input).
 """
 
+import functools
 
 import numpy as np
 from scipy.optimize import brentq
@@ -42,6 +43,7 @@ QUICK_GRID = {"sigma_in": [0.0, 1.0], "gain": [0.5, 1.0, 2.0, 2.5], "n_hidden": 
               "horizon": [600], "warmup": [100]}
 
 
+@functools.lru_cache(maxsize=None)
 def theory_edge(sigma_in):
     """The gain where chi_1 = 1 (mean field), for tanh without bias."""
     if sigma_in == 0:

@@ -16,11 +16,14 @@ cell path also the mean over units) and, as a cross-check, by the slope of the
 back-propagated gradient norm. The full-path spectrum is computed in full (k = 2N), because
 the library starts its QR frame on the first coordinate axes, which are h-directions that
 zero recurrent weights annihilate in one step.
+
+All LSTMs of one size and horizon run together as one ensemble (gradsim.stack_cells; see
+``batch_key``), each member drawn from its own configuration's generator.
 """
 
 import numpy as np
 
-from gradsim import gradient_norms, lyapunov_spectrum, make_cell
+from gradsim import gradient_norms, lyapunov_spectrum, make_cell, stack_cells
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 
@@ -73,40 +76,75 @@ def _slope_rate(log_norms, warmup):
     return float(np.polyfit(horizon - t, values, 1)[0])
 
 
-def simulate(config, rng):
-    """Records, one per path: top Lyapunov exponent (per step), its standard error, the
-    gradient-norm slope rate, and the zero-weight prediction log sigmoid(b)."""
-    n = config["n_hidden"]
-    horizon = config["horizon"]
+def _draw(config, rng):
+    """The configuration's LSTM and inputs, drawn from its own generator."""
     options = INIT_OPTIONS[config["init"]]
+    n = config["n_hidden"]
     if config["scheme"] == "chrono":
         cell = make_cell("lstm", n, 1, chrono_t_max=config["chrono_t_max"], rng=rng, **options)
     else:
         cell = make_cell("lstm", n, 1, forget_bias=config["forget_bias"], rng=rng, **options)
-    inputs = rng.normal(0.0, INPUT_STD, size=(horizon, 1))
+    inputs = rng.normal(0.0, INPUT_STD, size=(config["horizon"], 1))
+    return cell, inputs
+
+
+def _measure(cell, inputs):
+    """path -> (Lyapunov spectrum, log gradient norms), for one LSTM or an ensemble."""
+    out = {}
+    for path in PATHS:
+        size = cell.path_size(path)
+        # All exponents for "full" (see the module docstring) and "cell" (cheap: diagonal).
+        k = 1 if path == "hidden" else size
+        out[path] = (lyapunov_spectrum(cell, inputs, k=k, warmup=WARMUP, path=path),
+                     gradient_norms(cell, inputs, path=path))
+    return out
+
+
+def _records(cell, measured):
+    """One record per path from one LSTM's spectra and gradient norms (index () or (i,))."""
+    n = cell.n_hidden
     # The forget-gate biases actually in the cell (b_hh + b_ih, gate block f); the zero-weight
     # prediction for the slowest unit uses the largest of them.
     b_f = (cell.bias_hh + cell.bias_ih)[n: 2 * n]
     b_top = float(np.max(b_f))
     records = []
     for path in PATHS:
-        size = cell.path_size(path)
-        # All exponents for "full" (see the module docstring) and "cell" (cheap: diagonal).
-        k = 1 if path == "hidden" else size
-        spectrum = lyapunov_spectrum(cell, inputs, k=k, warmup=WARMUP, path=path)
+        exponents, stderr, log_norms = measured[path]
         with np.errstate(invalid="ignore"):
-            mean_rate = float(np.mean(spectrum.exponents)) if path == "cell" else np.nan
+            mean_rate = float(np.mean(exponents)) if path == "cell" else np.nan
         records.append({
             "path": path,
             "forget_bias_top": b_top,
-            "rate": float(spectrum.exponents[0]),
-            "rate_stderr": float(spectrum.stderr[0]),
+            "rate": float(exponents[0]),
+            "rate_stderr": float(stderr[0]),
             "rate_unit_mean": mean_rate,
-            "rate_gradient": _slope_rate(gradient_norms(cell, inputs, path=path), WARMUP),
+            "rate_gradient": _slope_rate(log_norms, WARMUP),
             "rate_theory_zero_weights": float(log_sigmoid(b_top)),
             "rate_theory_unit_mean": float(np.mean(log_sigmoid(b_f))),
         })
     return records
+
+
+def simulate(config, rng):
+    """Records, one per path: top Lyapunov exponent (per step), its standard error, the
+    gradient-norm slope rate, and the zero-weight prediction log sigmoid(b)."""
+    cell, inputs = _draw(config, rng)
+    measured = _measure(cell, inputs)
+    return _records(cell, {path: (s.exponents, s.stderr, g) for path, (s, g) in measured.items()})
+
+
+def batch_key(config):
+    """LSTMs of one size and horizon form one ensemble (init, bias and scheme are weights)."""
+    return [config["n_hidden"], config["horizon"]]
+
+
+def simulate_batch(configs, rngs):
+    """:func:`simulate` of every configuration, as one ensemble of their LSTMs."""
+    cells, inputs = zip(*(_draw(c, r) for c, r in zip(configs, rngs)))
+    measured = _measure(stack_cells(cells), np.stack(inputs))
+    return [_records(cell, {path: (s.exponents[i], s.stderr[i], g[i])
+                            for path, (s, g) in measured.items()})
+            for i, cell in enumerate(cells)]
 
 
 def _time_scale(rate):
@@ -215,6 +253,8 @@ STUDY = Study(
     simulate=simulate,
     plot=plot,
     summarize=summarize,
+    simulate_batch=simulate_batch,
+    batch_key=batch_key,
 )
 
 
