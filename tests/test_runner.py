@@ -66,7 +66,7 @@ TOY = textwrap.dedent(
 # The same records as a batched study: ``simulate_batch`` draws each member from its own
 # generator and computes with elementwise arithmetic only (exactly rounded, so a member's bits
 # cannot depend on the batch), so its rows must equal the unbatched ones bit for bit. Odd and
-# even x form two keys; max_batch=2 cuts x = 1..6 into [1], [3, 5], [2], [4, 6]. Each call's
+# even x form two keys; max_batch=2 cuts x = 1..6 into [1], [2], [3, 5], [4, 6]. Each call's
 # batch (its x values) is appended to $TOY_BATCH_LOG; $TOY_INTERRUPT_AT=x interrupts the run
 # (KeyboardInterrupt) in the batch holding x, as a kill would.
 TOY_BATCH = textwrap.dedent(
@@ -229,6 +229,8 @@ def test_batched_rows_equal_unbatched_rows(studies, tmp_path, monkeypatch):
     assert log.read_text().split("\n")[:-1] == ["1", "2", "3 5", "4 6"]
     assert batched.csv_path.read_bytes() == alone.csv_path.read_bytes()
     assert len(batched.frame) == 18
+    assert json.loads(batched.meta_path.read_text())["n_batches"] == 4
+    assert json.loads(alone.meta_path.read_text())["n_batches"] == 6
 
 
 def test_adding_grid_points_keeps_other_rows_when_batched(studies, tmp_path, monkeypatch):

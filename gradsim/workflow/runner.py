@@ -555,8 +555,8 @@ def run_study(
             done[digest] = _read_partial(path)
     # Batches are cut from the whole grid, so that a resumed run computes every batch with the
     # members an uninterrupted one does; a batch is rerun if any member is missing.
-    todo = [batch for batch in plan_batches(study, configs)
-            if any(hashes[i] not in done for i in batch)]
+    batches = plan_batches(study, configs)
+    todo = [batch for batch in batches if any(hashes[i] not in done for i in batch)]
 
     bar = _progress(len(configs), len(done), study.name, progress)
     own_executor = executor is None
@@ -602,6 +602,7 @@ def run_study(
         "grid_sha256": hashlib.sha256(canonical_json(grid).encode()).hexdigest(),
         "root_seed": study.root_seed,
         "n_configs": len(configs),
+        "n_batches": len(batches),
         "n_errors": sum(1 for r in results if r["error"]),
     })
     # Everything stored is now in the CSV; leftovers of killed writes (.tmp) go too.
