@@ -32,7 +32,7 @@ _QR_COST = {"householder": 3.0, "cholesky": 2.0}
 _MAX_LOG_SCALE = 200.0
 # Longest block: the frame keeps only a recipe per step (its state and input), so this bounds
 # memory lightly; the accuracy limits and _MAX_LOG_SCALE decide the interval long before it.
-_MAX_INTERVAL = 256
+_MAX_INTERVAL = 64
 
 
 def _log_abs(x):
@@ -147,7 +147,9 @@ class _Frame:
         self.frame = jac @ self.frame
         return len(self.block) >= self.interval
 
-    def flush(self, everyone: bool = True, orthonormal: bool = False):
+    def flush(self, members=None, orthonormal: bool = False):
+        if not self.block or (members is not None and not members):  # nothing since the last QR
+            return (), [], []
         q, factors, growth, self.interval, self.kernel = _factor(
             self.frame, self.start, lambda: (remake() for remake in self.block), len(self.block),
             self.kernel, orthonormal,
@@ -155,6 +157,10 @@ class _Frame:
         self.start = self.frame = q
         self.block = []
         return (), [factors], [growth]
+
+    def peek(self):
+        """(log|R_ii| of the current block so far, readable), without a QR: see :func:`_peek`."""
+        return _peek(self.frame)
 
 
 def _factor(frame, start, block, steps, kernel, orthonormal):
@@ -231,6 +237,11 @@ class _EnsembleFrame:
         self.interval = np.ones(self.batch, dtype=int)
         self.kernel = np.full(self.batch, "householder", dtype=object)
 
+    def peek(self):
+        """(log|R_ii| of every member's current block so far, readable mask), without a QR
+        (see :func:`_peek`)."""
+        return _peek(self.frame)
+
     def push(self, jac, remake) -> bool:
         """Advance every member one step; True when some member's interval is reached.
         ``remake()`` gives ``jac`` again should a member's block have to be redone."""
@@ -239,14 +250,23 @@ class _EnsembleFrame:
         self.pending += 1
         return bool(np.any(self.pending >= self.interval))
 
-    def flush(self, everyone: bool = False, orthonormal: bool = False):
-        """Factor the members whose interval is reached (all of them if ``everyone``).
+    def flush(self, members=None, orthonormal: bool = False):
+        """Factor the members whose interval is reached, or those of the mask ``members``
+        (True: all of them).
 
         Returns ``(due_index, factors, growths)``: the members' indices (a tuple of index
         arrays, as ``np.nonzero`` gives) and, per member, its R factors earliest first and
         their summed log|R_ii|.
         """
-        due_index = np.nonzero(np.ones(self.batch, dtype=bool) if everyone else self.pending >= self.interval)
+        # Members that had their QR this very step have nothing to factor.
+        due = (self.pending >= self.interval) if members is None else (self.pending > 0) & members
+        due_index = np.nonzero(due)
+        size, k = self.frame.shape[-2:]
+        if _THIN * k <= size and self.pending.size > 1:
+            # Members past half their interval join the stacked QR early (earlier is only more
+            # accurate), so that the ensemble's QRs fall on few steps with many members each.
+            due |= (self.pending > 0) & (2 * self.pending >= self.interval)
+            return self._flush_stacked(np.nonzero(due), orthonormal)
         factors, growths = [], []
         for member in zip(*due_index):
             steps = int(self.pending[member])
@@ -262,6 +282,162 @@ class _EnsembleFrame:
         keep = int(self.pending.max())
         self.block = self.block[len(self.block) - keep :] if keep else []
         return due_index, factors, growths
+
+    def _flush_stacked(self, due_index, orthonormal):
+        """:meth:`flush` for thin frames: the due members' QRs in stacked LAPACK calls.
+
+        For a thin frame (k <= P / 4) a lone QR costs far more in Python than in arithmetic,
+        so the members are factored together; the plan is the lone frame's rule applied to
+        each member's own loss (:func:`_plan_many`). The kernels round differently from the
+        lone ones (Q from the reflectors rather than by a triangular solve), so a member
+        agrees with its lone run to rounding, not bit for bit.
+        """
+        steps = self.pending[due_index]
+        cholesky = (self.kernel[due_index] == "cholesky") & (not orthonormal)
+        q, r, loss = _stacked_qr(self.frame[due_index], cholesky)
+        factors = [[r_m] for r_m in r]
+        loss_rate = loss / steps
+        # A block that lost more than allowed is redone one step at a time, as a lone frame's.
+        for i in np.nonzero((steps > 1) & (loss > _MAX_LOSS["householder"]))[0]:
+            member = tuple(axis[i] for axis in due_index)
+            block = self.block[len(self.block) - int(steps[i]) :]
+            q[i], factors[i], loss_rate[i] = _redo(
+                self.start[member], (_take(remake(), member) for remake in block), int(steps[i]), orthonormal
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growths = np.log(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
+            for i, member_factors in enumerate(factors):
+                if len(member_factors) > 1:
+                    growths[i] = sum(np.log(np.abs(np.diagonal(f))) for f in member_factors)
+            log_rate = np.max(np.abs(growths), axis=-1) / steps
+        intervals, cholesky = _plan_many(loss_rate, log_rate)
+        self.interval[due_index] = intervals
+        self.kernel[due_index] = np.where(cholesky, "cholesky", "householder")
+        self.frame[due_index] = q
+        self.start[due_index] = q
+        self.pending[due_index] = 0
+        keep = int(self.pending.max())
+        self.block = self.block[len(self.block) - keep :] if keep else []
+        return due_index, factors, growths
+
+
+# Frames with at least this many rows per column are "thin" (see _EnsembleFrame._flush_stacked).
+_THIN = 4
+
+
+def _redo(start, jacobians, steps, orthonormal):
+    """A block redone one step at a time from ``start``: (q, factors, loss rate)."""
+    q, factors, loss_rate = start, [], 0.0
+    for i, jac in enumerate(jacobians):
+        last = orthonormal and i == steps - 1
+        q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
+        factors.append(r)
+        loss_rate = max(loss_rate, loss)
+    return q, factors, loss_rate
+
+
+def _plan_many(loss_rate, log_rate):
+    """:func:`_plan` for arrays of members: (intervals, cholesky flags), element by element."""
+    finite = np.isfinite(loss_rate) & np.isfinite(log_rate)
+    loss_rate = np.where(finite, loss_rate, 1.0)
+    log_rate = np.where(finite, log_rate, 1.0)
+    positive = log_rate > 0
+    cap = np.where(
+        positive,
+        np.clip(np.floor(_MAX_LOG_SCALE / np.where(positive, log_rate, 1.0)), 1, _MAX_INTERVAL),
+        _MAX_INTERVAL,
+    )
+    best = np.full(loss_rate.shape, math.inf)
+    best_steps = np.ones(loss_rate.shape)
+    best_cholesky = np.zeros(loss_rate.shape, dtype=bool)
+    for kernel, limit in _MAX_LOSS.items():
+        allowed = np.floor(0.5 * limit / np.where(loss_rate > 0, loss_rate, 1.0))
+        steps = np.where(loss_rate <= 0, cap, np.minimum(cap, allowed))
+        steps = np.where((steps == 0) & (loss_rate <= limit), 1, steps)
+        cost = np.where(steps >= 1, (steps + _QR_COST[kernel]) / np.maximum(steps, 1), math.inf)
+        # The tie-break of _plan's min over (cost, steps, kernel name): "cholesky" < "householder".
+        cholesky = kernel == "cholesky"
+        better = (cost < best) | ((cost == best) & ((steps < best_steps) | ((steps == best_steps) & cholesky)))
+        best = np.where(better, cost, best)
+        best_steps = np.where(better, steps, best_steps)
+        best_cholesky = np.where(better, cholesky, best_cholesky)
+    return np.where(finite, best_steps, 1).astype(int), finite & best_cholesky
+
+
+def _stacked_qr(frames, cholesky):
+    """Thin QR of a stack of frames (n, P, k): ``(q, r, loss)`` with ``loss`` (n,).
+
+    Members flagged in ``cholesky`` (n,) get a Cholesky QR (Gram matrix, Cholesky factor,
+    triangular solve) where it is within the Cholesky limit; the others, and those it fails,
+    a Householder QR with Q from the reflectors (orthonormal to rounding).
+    """
+    n, _, k = frames.shape
+    q = np.empty_like(frames)
+    r = np.empty((n, k, k))
+    loss = np.empty(n)
+    householder = ~cholesky
+    if cholesky.any():
+        members = np.nonzero(cholesky)[0]
+        a = frames[members]
+        gram = np.matmul(a.transpose(0, 2, 1), a)
+        norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
+        try:
+            lower = np.linalg.cholesky(gram)
+        except np.linalg.LinAlgError:
+            lower = None
+        if lower is None:
+            householder[members] = True
+        else:
+            diag = np.diagonal(lower, axis1=-2, axis2=-1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                member_loss = np.log(np.max(norms / np.abs(diag), axis=-1))
+            good = np.all(diag > 0, axis=-1) & (member_loss <= _MAX_LOSS["cholesky"])
+            kept = members[good]
+            if kept.size:
+                q[kept] = np.linalg.solve(lower[good], a[good].transpose(0, 2, 1)).transpose(0, 2, 1)
+                r[kept] = lower[good].transpose(0, 2, 1)
+                loss[kept] = member_loss[good]
+            householder[members[~good]] = True
+    if householder.any():
+        members = np.nonzero(householder)[0]
+        a = frames[members]
+        q[members], r[members] = np.linalg.qr(a)
+        norms = np.sqrt(np.einsum("nij,nij->nj", a, a))
+        diag = np.diagonal(r[members], axis1=-2, axis2=-1)
+        loss[members] = [_loss_from(m_norms, m_diag) for m_norms, m_diag in zip(norms, diag)]
+    return q, r, loss
+
+
+def _peek(frame):
+    """The growth log|R_ii| of ``frame`` (..., P, k) = Q R since its block began, from the
+    Cholesky factor of its Gram matrix, and the mask of members for which that is accurate.
+
+    It reads a block's growth between QRs (at the edges of averaging blocks) without
+    re-orthonormalising, so the QR schedule is not disturbed. Its relative error is
+    ~eps * (||a_k|| / R_kk)^2, accepted within the Cholesky limit (1e-8); a member outside it
+    needs a QR instead. It only decides which averaging block a growth is credited to, never
+    the exponents. Each member's Cholesky factor is LAPACK's potrf on that member alone, so one
+    network and an ensemble's member give the same bits.
+    """
+    gram = np.matmul(np.swapaxes(frame, -1, -2), frame)
+    batch = gram.shape[:-2]
+    lower = np.zeros_like(gram)
+    readable = np.ones(batch, dtype=bool)
+    try:
+        lower[...] = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        for member in np.ndindex(*batch):
+            try:
+                lower[member] = np.linalg.cholesky(gram[member])
+            except np.linalg.LinAlgError:
+                readable[member] = False
+    diag = np.diagonal(lower, axis1=-2, axis2=-1)
+    norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = np.max(norms / diag, axis=-1)
+        readable &= np.all(diag > 0, axis=-1) & (np.log(worst) <= _MAX_LOSS["cholesky"])
+        growth = np.where(readable[..., None], np.log(np.where(diag > 0, diag, 1.0)), 0.0)
+    return growth, (bool(readable) if not batch else readable)
 
 
 def make_frame(frame):

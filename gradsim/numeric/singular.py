@@ -225,7 +225,7 @@ def log_singular_values(cell, inputs, state0=None, times=None, path: str = "full
         read = (t + 1) in wanted
         if frame.push(jac, functools.partial(_jacobian_again, cell_t, previous, x_t, path)) or read:
             # Where singular values are read off, Q must be orthonormal to rounding.
-            index, factors, _ = frame.flush(everyone=read, orthonormal=read)
+            index, factors, _ = frame.flush(True if read else None, orthonormal=read)
             for i, member_factors in enumerate(factors):
                 member = tuple(axis[i] for axis in index)
                 for r in member_factors:

@@ -100,20 +100,38 @@ def lyapunov_spectrum(
     state = problem.state0
     boundaries = set(edges.tolist())
     block = 0  # the averaging block that a QR after `done` steps reports to
+    # Growth of each member's current QR block already credited to earlier averaging blocks:
+    # a boundary between averaging blocks reads the growth so far without a QR (frame.peek),
+    # so that the members keep their own QR schedules.
+    credited = np.zeros(problem.batch_shape + (k,))
     for t in range(problem.n_steps):
         cell_t, x_t, previous = problem.cell(t), problem.input_at(t), state
         state, jac = cell_t._jacobian_operator(previous, x_t, path)
         _check_state(state, t + 1)
         done = t + 1
-        at_boundary = done in boundaries
-        if frame.push(jac, functools.partial(_jacobian_again, cell_t, previous, x_t, path)) or at_boundary:
-            index, _, growths = frame.flush(everyone=at_boundary)
+        if done > warmup:
+            while done > edges[block + 1]:
+                block += 1
+        if frame.push(jac, functools.partial(_jacobian_again, cell_t, previous, x_t, path)):
+            index, _, growths = frame.flush()
+            for i, growth in enumerate(growths):
+                member = tuple(axis[i] for axis in index)
+                if done > warmup:
+                    block_sums[block][member] += growth - credited[member]
+                credited[member] = 0.0
+        if done in boundaries:
+            growth, readable = frame.peek()
+            fresh = growth - credited
+            credited = growth
+            # A member too aligned to be read without a QR has its QR now (and the frame may
+            # take others along).
+            index, _, growths = frame.flush(np.logical_not(readable))
+            for i, member_growth in enumerate(growths):
+                member = tuple(axis[i] for axis in index)
+                fresh[member] = member_growth - (credited[member] - fresh[member])
+                credited[member] = 0.0
             if done > warmup:
-                while done > edges[block + 1]:
-                    block += 1
-                sums = block_sums[block]
-                for i, growth in enumerate(growths):
-                    sums[tuple(axis[i] for axis in index)] += growth
+                block_sums[block] += fresh
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
     exponents = block_sums.sum(axis=0) / measured
