@@ -140,7 +140,7 @@ class _ScaledRows:
     def __matmul__(self, m):
         out = self.weight @ m
         scale = self.scale[..., :, None]
-        if out.shape == np.broadcast_shapes(out.shape, scale.shape):
+        if scale.shape[:-1] == out.shape[:-1]:  # the common case: scale in place
             out *= scale
         else:
             out = out * scale
