@@ -5,6 +5,9 @@ mini-batch, BPTT through every step with the cells' VJPs, the parameter gradient
 clipping and an Adam step) for each cell kind, at N = 64 hidden units, T = 100 steps and
 batch 32 on the adding problem (``--quick``: N = 16, T = 20). The best of a few repeats is
 reported, the least disturbed by other load on the machine.
+
+``--ensemble B`` instead times an ensemble of B networks trained in one call against the same B
+networks trained one after another, in network-updates per second (B x updates / time).
 """
 
 from __future__ import annotations
@@ -55,14 +58,52 @@ def run(quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
     return rows
 
 
+def run_ensemble(members: int = 32, quick: bool = False, threads: int = 1, out=sys.stdout) -> list[dict]:
+    """Time ``members`` networks trained as one ensemble vs one by one; print and return the rows."""
+    cases = ((16, 20, 32), (32, 50, 32)) if quick else ((16, 20, 32), (16, 50, 8), (32, 50, 32), (64, 100, 32))
+    n_updates = 3 if quick else 5
+    rows = []
+    with threadpool_limits(limits=threads):
+        for n, horizon, batch in cases:
+            task = adding_problem(horizon)
+            for kind, options in CASES:
+                ens = make_cell(kind, n, task.n_input, ensemble=members, rng=0, **options)
+                model = init_model(ens, task.n_output, rng=1)
+                singles = [model[i] for i in range(members)]
+                kwargs = dict(n_updates=n_updates, batch_size=batch, optimizer=Adam(1e-3), clip_norm=1.0, rng=2)
+                best_ens = best_one = np.inf
+                for _ in range(1 if quick else 2):
+                    start = time.perf_counter()
+                    train_model(model, task, **kwargs)
+                    best_ens = min(best_ens, time.perf_counter() - start)
+                    start = time.perf_counter()
+                    for single in singles:
+                        train_model(single, task, **kwargs)
+                    best_one = min(best_one, time.perf_counter() - start)
+                ens_rate, one_rate = members * n_updates / best_ens, members * n_updates / best_one
+                rows.append(dict(cell=kind, n_hidden=n, steps=horizon, batch=batch, members=members,
+                                 ensemble_rate=ens_rate, single_rate=one_rate))
+                print(f"train {kind:4}: N={n}, T={horizon}, batch {batch}, {members} networks: ensemble "
+                      f"{ens_rate:.0f}, one by one {one_rate:.0f} network-updates/s "
+                      f"({ens_rate / one_rate:.2f}x)", file=out)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradsim.bench.training",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--ensemble", type=int, default=None, metavar="B",
+                        help="time an ensemble of B networks against B single trainings")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
+    if args.ensemble is not None:
+        if args.ensemble < 1:
+            parser.error(f"--ensemble must be >= 1; got {args.ensemble}")
+        run_ensemble(args.ensemble, quick=args.quick, threads=args.threads)
+        return 0
     run(quick=args.quick, threads=args.threads)
     return 0
 

@@ -1,4 +1,5 @@
-"""Training by back-propagation through time, and the long-range tasks it is tested on."""
+"""Training by back-propagation through time (of single networks and ensembles), and the long-range
+tasks it is tested on."""
 
 from .tasks import (
     Task,
@@ -13,6 +14,7 @@ from .tasks import (
 from .backprop import (
     Model,
     init_model,
+    stack_models,
     forward,
     loss_and_output_grad,
     bptt,
@@ -40,6 +42,7 @@ __all__ = [
     "periodic_baseline",
     "Model",
     "init_model",
+    "stack_models",
     "forward",
     "loss_and_output_grad",
     "bptt",

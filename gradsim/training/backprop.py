@@ -29,6 +29,17 @@ Parameters travel as a dict ``name -> array``: the cell's PyTorch names (``weigh
 immutable objects with pure ``init(params) -> state`` and ``update(params, grads, state) ->
 (params, state)``.
 
+Ensembles. A model around an ensemble cell (``cell.batch_shape == E``, e.g. ``(B,)``) is B
+networks trained side by side: its readout carries the same leading dimensions
+(``weight_out`` (*E, O, N), ``bias_out`` (*E, O)), and every function here works member by
+member. Inputs ``(batch, L, I)`` are one task batch shared by all members, or ``(*E, batch, L,
+I)`` one per member; losses, gradients, gradient norms, clipping (each member by its own global
+norm), optimiser steps and divergence are per member, with the member dimensions in front of
+every result. Training an ensemble equals training each member alone, to rounding (the members
+share BLAS calls, not arithmetic). Random draws per member follow one rule, that of
+``make_cell(..., ensemble=B)``: member i uses the i-th child ``rng.spawn(B)[i]`` of the
+generator (for a batch shape of several dimensions, spawned dimension by dimension).
+
 Everything is float64 numpy; nothing here writes files or touches numpy's global random state.
 """
 
@@ -49,6 +60,7 @@ from ..theory.predictions import clip_by_norm
 __all__ = [
     "Model",
     "init_model",
+    "stack_models",
     "forward",
     "loss_and_output_grad",
     "bptt",
@@ -71,6 +83,12 @@ READOUT_PARAMS = ("weight_out", "bias_out")
 
 # ------------------------------------------------------------------------------------------
 # the model
+def _shape_text(shape) -> str:
+    """A shape for messages: ``(3, O, 4)``; a 1-tuple keeps its comma."""
+    items = [str(d) for d in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     r"""A recurrent cell with a linear readout of its hidden part.
@@ -82,8 +100,17 @@ class Model:
     Parameters
     ----------
     cell : Cell
-    weight_out : array, shape (O, N)
-    bias_out : array, shape (O,)
+        One network, or an ensemble (``cell.batch_shape == E``).
+    weight_out : array, shape (O, N), or (*E, O, N) for an ensemble
+        An ensemble's readout has the cell's batch shape in front (one readout per member); an
+        (O, N) readout given with an ensemble cell is shared as the starting point of every
+        member (broadcast to (*E, O, N)).
+    bias_out : array, shape (O,), or (*E, O) for an ensemble
+
+    Notes
+    -----
+    ``model[i]`` is member i of an ensemble model (its cell ``cell[i]`` and readout
+    ``weight_out[i]``, ``bias_out[i]``); :func:`stack_models` builds one from single models.
     """
 
     cell: Cell
@@ -93,35 +120,149 @@ class Model:
     def __post_init__(self):
         if not isinstance(self.cell, Cell):
             raise TypeError(f"`cell` must be a gradsim Cell; got {describe(self.cell)}.")
-        weight = finite_array(self.weight_out, "weight_out", shape=(None, self.cell.n_hidden))
-        if weight.shape[0] < 1:
-            raise ValueError(f"`weight_out` must have at least one row; got shape {weight.shape}.")
-        bias = finite_array(self.bias_out, "bias_out", shape=(weight.shape[0],))
+        batch = self.cell.batch_shape
+        n = self.cell.n_hidden
+        if not batch:
+            try:
+                weight = finite_array(self.weight_out, "weight_out", shape=(None, n))
+            except ValueError:
+                if np.ndim(self.weight_out) > 2:
+                    raise ValueError(
+                        f"`weight_out` must have shape (*, {n}) for a single network (the cell's "
+                        "batch_shape is ()); a readout with batch dimensions needs an ensemble cell of "
+                        f"that batch_shape; got shape {np.shape(self.weight_out)}."
+                    ) from None
+                raise
+            if weight.shape[0] < 1:
+                raise ValueError(f"`weight_out` must have at least one row; got shape {weight.shape}.")
+            bias = finite_array(self.bias_out, "bias_out", shape=(weight.shape[0],))
+        else:
+            weight = finite_array(self.weight_out, "weight_out")
+            if weight.ndim < 2 or weight.shape[-1] != n or weight.shape[:-2] not in ((), batch):
+                raise ValueError(
+                    f"`weight_out` must have shape {_shape_text(batch + ('O', n))} for an ensemble of "
+                    f"batch_shape {batch} (or (O, {n}), shared by the members); got shape {weight.shape}."
+                )
+            o = weight.shape[-2]
+            if o < 1:
+                raise ValueError(f"`weight_out` must have at least one row; got shape {weight.shape}.")
+            bias = finite_array(self.bias_out, "bias_out")
+            if bias.shape not in ((o,), batch + (o,)):
+                raise ValueError(
+                    f"`bias_out` must have shape {_shape_text(batch + (o,))} for an ensemble of "
+                    f"batch_shape {batch} (or ({o},), shared by the members); got shape {bias.shape}."
+                )
+            weight = np.broadcast_to(weight, batch + weight.shape[-2:])
+            bias = np.broadcast_to(bias, batch + (o,))
         object.__setattr__(self, "weight_out", frozen(weight))
         object.__setattr__(self, "bias_out", frozen(bias))
 
     @property
     def n_output(self) -> int:
-        return self.weight_out.shape[0]
+        return self.weight_out.shape[-2]
+
+    @property
+    def batch_shape(self) -> tuple:
+        """The cell's batch shape: ``()`` for one network, ``E`` for an ensemble."""
+        return self.cell.batch_shape
 
     @property
     def params(self) -> dict:
-        """All trainable arrays (read-only), cell parameters first."""
-        out = {name: getattr(self.cell, name) for name in CELL_PARAMS}
+        """All trainable arrays (read-only), cell parameters first (an ensemble's with its
+        batch dimensions in front)."""
+        out = dict(self.cell.parameters())
         out["weight_out"] = self.weight_out
         out["bias_out"] = self.bias_out
         return out
 
     def with_params(self, params: dict) -> "Model":
         """A new model with the arrays of ``params`` (any subset of :attr:`params`' keys)."""
-        unknown = set(params) - set(CELL_PARAMS) - set(READOUT_PARAMS)
+        names = tuple(self.cell.parameter_names)
+        unknown = set(params) - set(names) - set(READOUT_PARAMS)
         if unknown:
             raise ValueError(
-                f"`params` must have keys among {CELL_PARAMS + READOUT_PARAMS}; got {sorted(unknown)}."
+                f"`params` must have keys among {names + READOUT_PARAMS}; got {sorted(unknown)}."
             )
-        cell_part = {k: v for k, v in params.items() if k in CELL_PARAMS}
+        cell_part = {k: v for k, v in params.items() if k in names}
         cell = dataclasses.replace(self.cell, **cell_part) if cell_part else self.cell
         return Model(cell, params.get("weight_out", self.weight_out), params.get("bias_out", self.bias_out))
+
+    def __getitem__(self, index):
+        """Member ``index`` of an ensemble model (an int per batch dimension gives one network;
+        slices or integer arrays, a sub-ensemble), indexed like its cell."""
+        cell = self.cell[index]  # validates the index and raises the cell's errors
+        batch = self.batch_shape
+        where = np.arange(int(np.prod(batch, dtype=int))).reshape(batch)[index]
+        o, n = self.weight_out.shape[-2:]
+        weight = self.weight_out.reshape((-1, o, n))[where]
+        bias = self.bias_out.reshape((-1, o))[where]
+        return Model(cell, weight, bias)
+
+    def __len__(self):
+        if not self.batch_shape:
+            raise TypeError("a single-network Model has no len(); it is not an ensemble.")
+        return self.batch_shape[0]
+
+
+def stack_models(models) -> Model:
+    """One ensemble model from single models (or from ensemble models of one batch shape).
+
+    Parameters
+    ----------
+    models : sequence of Model
+        Cells of one class, size and options (as :func:`gradsim.stack_cells` requires) and
+        readouts of one size.
+
+    Returns
+    -------
+    Model
+        ``batch_shape == (len(models),) + models[0].batch_shape``; ``result[i]`` holds the same
+        parameters as ``models[i]``.
+    """
+    from ..cells import stack_cells
+
+    if isinstance(models, Model):
+        raise TypeError("`models` must be a sequence of Models; got a single Model.")
+    try:
+        models = list(models)
+    except TypeError:
+        raise TypeError(f"`models` must be a sequence of Models; got {describe(models)}.") from None
+    if not models:
+        raise ValueError("`models` must hold at least one Model; got an empty sequence.")
+    for i, model in enumerate(models):
+        if not isinstance(model, Model):
+            raise TypeError(f"`models` must hold only Models; item {i} is {describe(model)}.")
+        if model.n_output != models[0].n_output:
+            raise ValueError(
+                f"`models` must all have one n_output; item 0 has n_output={models[0].n_output}, item "
+                f"{i} has n_output={model.n_output}."
+            )
+    try:
+        cell = stack_cells([m.cell for m in models])
+    except (TypeError, ValueError) as error:
+        raise type(error)(str(error).replace("`cells`", "the cells of `models`", 1)) from None
+    return Model(
+        cell,
+        np.stack([m.weight_out for m in models]),
+        np.stack([m.bias_out for m in models]),
+    )
+
+
+def _member_rngs(rng, shape) -> np.ndarray:
+    """Generators of an ensemble's members, an object array of ``shape``: member ``i`` of a
+    1-d batch gets ``rng.spawn(B)[i]`` (the rule of ``make_cell(..., ensemble=B)``); further
+    dimensions spawn from their parent member's generator in turn."""
+    out = np.empty(shape, dtype=object)
+
+    def fill(gen, prefix, dims):
+        if not dims:
+            out[prefix] = gen
+            return
+        for i, child in enumerate(gen.spawn(dims[0])):
+            fill(child, prefix + (i,), dims[1:])
+
+    fill(rng, (), tuple(shape))
+    return out
 
 
 def init_model(cell, n_output, *, scale=1.0, rng=None) -> Model:
@@ -131,11 +272,21 @@ def init_model(cell, n_output, *, scale=1.0, rng=None) -> Model:
     Parameters
     ----------
     cell : Cell
+        One network, or an ensemble (``batch_shape == (B,)`` or any leading shape).
     n_output : int
         O >= 1.
     scale : float
         Readout gain, >= 0.
     rng : seed or Generator
+        For an ensemble, member i's readout is drawn exactly as ``init_model(cell[i], n_output,
+        rng=child)`` draws it, with ``child = as_rng(rng).spawn(B)[i]`` (the seeding rule of
+        ``make_cell(..., ensemble=B)``; a batch shape (B1, B2) spawns B2 children from member
+        i's child in turn). One member can so be rebuilt on its own.
+
+    Returns
+    -------
+    Model
+        Readout of shape (O, N), or (*E, O, N) for an ensemble.
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"`cell` must be a gradsim Cell; got {describe(cell)}.")
@@ -143,8 +294,42 @@ def init_model(cell, n_output, *, scale=1.0, rng=None) -> Model:
     scale = positive_number(scale, "scale", allow_zero=True)
     rng = as_rng(rng)
     n = cell.n_hidden
-    weight = rng.standard_normal((n_output, n)) * (scale / math.sqrt(n))
-    return Model(cell, weight, np.zeros(n_output))
+    batch = cell.batch_shape
+    if not batch:
+        weight = rng.standard_normal((n_output, n)) * (scale / math.sqrt(n))
+        return Model(cell, weight, np.zeros(n_output))
+    children = _member_rngs(rng, batch)
+    weight = np.empty(batch + (n_output, n))
+    for index in np.ndindex(*batch):
+        weight[index] = children[index].standard_normal((n_output, n)) * (scale / math.sqrt(n))
+    return Model(cell, weight, np.zeros(batch + (n_output,)))
+
+
+def _flat(model) -> Model:
+    """An ensemble model with its batch shape flattened to one member axis (M,)."""
+    batch = model.batch_shape
+    if len(batch) == 1:
+        return model
+    m = int(np.prod(batch, dtype=int))
+    cell = model.cell
+    arrays = {k: np.reshape(v, (m,) + v.shape[len(batch):]) for k, v in cell.parameters().items()}
+    flat_cell = type(cell)(**arrays, **cell.options())
+    o, n = model.weight_out.shape[-2:]
+    return Model(flat_cell, model.weight_out.reshape(m, o, n), model.bias_out.reshape(m, o))
+
+
+def _unflat(model, batch) -> Model:
+    """The inverse of :func:`_flat`."""
+    if model.batch_shape == tuple(batch):
+        return model
+    cell = model.cell
+    arrays = {k: np.reshape(v, tuple(batch) + v.shape[1:]) for k, v in cell.parameters().items()}
+    o, n = model.weight_out.shape[-2:]
+    return Model(
+        type(cell)(**arrays, **cell.options()),
+        model.weight_out.reshape(tuple(batch) + (o, n)),
+        model.bias_out.reshape(tuple(batch) + (o,)),
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -200,6 +385,148 @@ def _outputs(model, states, readout):
     return hidden @ model.weight_out.T + model.bias_out
 
 
+# -- ensembles: member-by-member layout ------------------------------------------------------
+# Inside, an ensemble runs as a flat one of M members (see _flat); its arrays are time-major
+# with the member axis last among the batch axes, where the cells broadcast it:
+#   inputs (L, batch, M or 1, I), states (L + 1, batch, M, S), outputs (batch, M, O) for
+#   "last" and (L, batch, M, O) for "sequence", targets of the outputs' shape (mse) or without
+#   its last axis (xent).
+def _leading(array, core_ndim, batch, name, shared, per_member):
+    """The leading (member) dimensions of ``array`` beyond its ``core_ndim`` core ones, checked
+    to broadcast to the ensemble's ``batch``."""
+    lead = array.shape[: array.ndim - core_ndim] if array.ndim >= core_ndim else None
+    ok = lead is not None and len(lead) <= len(batch)
+    if ok:
+        try:
+            ok = np.broadcast_shapes(lead, batch) == tuple(batch)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"`{name}` must have shape {shared}, shared by the members, or {per_member}, one per "
+            f"member of the ensemble of batch_shape {batch}; got shape {array.shape}."
+        )
+    return lead
+
+
+def _to_members(array, lead, batch, order):
+    """``lead + core`` -> member-axis layout: (M or 1,) + core transposed by ``order``."""
+    core = array.shape[len(lead):]
+    if lead:
+        m = int(np.prod(batch, dtype=int))
+        array = np.broadcast_to(array, tuple(batch) + core).reshape((m,) + core)
+    else:
+        array = array[None]
+    return np.ascontiguousarray(array.transpose(order))
+
+
+_INPUT_ORDER = (2, 1, 0, 3)  # (M, B, L, I) -> (L, B, M, I)
+_TARGET_ORDER = {
+    ("last", "mse"): (1, 0, 2),  # (M, B, O) -> (B, M, O)
+    ("sequence", "mse"): (2, 1, 0, 3),  # (M, B, L, O) -> (L, B, M, O)
+    ("last", "xent"): (1, 0),  # (M, B) -> (B, M)
+    ("sequence", "xent"): (2, 1, 0),  # (M, B, L) -> (L, B, M)
+}
+
+
+def _check_members_batch(model, inputs, targets, readout, loss):
+    """Checks of an ensemble's mini-batch; returns (x_tm, targets) in the member layout."""
+    choice(readout, "readout", READOUTS)
+    choice(loss, "loss", LOSSES)
+    if not isinstance(model, Model):
+        raise TypeError(f"`model` must be a gradsim.training.backprop.Model; got {describe(model)}.")
+    batch = model.batch_shape
+    n_in = model.cell.n_input
+    inputs = finite_array(inputs, "inputs")
+    lead = _leading(inputs, 3, batch, "inputs", f"(B, L, {n_in})", _shape_text(batch + ("B", "L", n_in)))
+    if inputs.shape[-1] != n_in or inputs.shape[-2] < 1 or inputs.shape[-3] < 1:
+        raise ValueError(
+            f"`inputs` must have shape (B, L, {n_in}) or {_shape_text(batch + ('B', 'L', n_in))} with "
+            f"B, L >= 1; got shape {inputs.shape}."
+        )
+    x_tm = _to_members(inputs, lead, batch, _INPUT_ORDER)
+    if targets is None:
+        return x_tm, None
+    b, length = inputs.shape[-3:-1]
+    o = model.n_output
+    core = (b,) if readout == "last" else (b, length)
+    if loss == "mse":
+        core = core + (o,)
+        raw = finite_array(targets, "targets")
+    else:
+        raw = np.asarray(targets)
+    t_lead = _leading(raw, len(core), batch, "targets", _shape_text(core), _shape_text(batch + core))
+    if raw.shape[len(t_lead):] != core:
+        raise ValueError(
+            f"`targets` must have shape {_shape_text(core)}, shared by the members, or "
+            f"{_shape_text(batch + core)}, one per member; got shape {raw.shape}."
+        )
+    if loss == "xent":
+        if not np.issubdtype(raw.dtype, np.integer):
+            raise ValueError(
+                f"`targets` must be integer class indices of shape {_shape_text(core)} or "
+                f"{_shape_text(batch + core)}; got {describe(raw)} of dtype {raw.dtype}."
+            )
+        if raw.size and (raw.min() < 0 or raw.max() >= o):
+            raise ValueError(
+                f"`targets` must be class indices in [0, {o}); got values in "
+                f"[{raw.min()}, {raw.max()}]."
+            )
+        raw = raw.astype(np.int64)
+    return x_tm, _member_targets(raw, t_lead, batch, readout, loss)
+
+
+def _member_targets(targets, lead, batch, readout, loss):
+    out = _to_members(targets, lead, batch, _TARGET_ORDER[readout, loss])
+    m = int(np.prod(batch, dtype=int))
+    axis = out.ndim - (2 if loss == "mse" else 1)  # the member axis
+    if out.shape[axis] != m:
+        shape = list(out.shape)
+        shape[axis] = m
+        out = np.broadcast_to(out, tuple(shape))
+    return out
+
+
+def _member_matmul(v, weight):
+    """``v[..., m, :] @ weight[m]`` for every member m: v (..., M, K), weight (M, K, J) ->
+    (..., M, J), as M matrix products (one per member) rather than a product per row."""
+    lead = v.shape[:-2]
+    m, k = v.shape[-2:]
+    flat = v.reshape((-1, m, k)).transpose(1, 0, 2)
+    out = np.matmul(flat, weight)  # (M, P, J)
+    return out.transpose(1, 0, 2).reshape(lead + (m, weight.shape[-1]))
+
+
+def _member_outputs(model, states, readout):
+    """Readout of a flat ensemble: (B, M, O) for "last", (L, B, M, O) for "sequence"."""
+    n = model.cell.n_hidden
+    hidden = states[-1, ..., :n] if readout == "last" else states[1:, ..., :n]
+    return _member_matmul(hidden, model.weight_out.transpose(0, 2, 1)) + model.bias_out
+
+
+def _member_loss(outputs, targets, loss):
+    """Per-member losses (M,) and their gradients with respect to ``outputs`` (..., M, O): member
+    m's loss is the single-network loss of its own outputs (:func:`loss_and_output_grad`)."""
+    axes = tuple(range(outputs.ndim - 2))
+    if loss == "mse":
+        diff = outputs - targets
+        count = diff.size // diff.shape[-2]
+        return np.mean(diff * diff, axis=axes + (-1,)), 2.0 * diff / count
+    shifted = outputs - np.max(outputs, axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    picked = np.take_along_axis(log_p, targets[..., None], axis=-1)[..., 0]
+    count = targets.size // targets.shape[-1]
+    grad = np.exp(log_p)
+    np.put_along_axis(grad, targets[..., None], np.take_along_axis(grad, targets[..., None], -1) - 1.0, -1)
+    return -np.sum(picked, axis=axes) / count, grad / count
+
+
+def _member_forward(flat, x_tm):
+    """States (L + 1, B, M, S) of a flat ensemble model from s_0 = 0."""
+    m = flat.batch_shape[0]
+    return _unroll(flat.cell, x_tm, np.zeros((x_tm.shape[1], m, flat.cell.state_size)))
+
+
 def loss_and_output_grad(outputs, targets, loss):
     r"""The loss and its gradient with respect to the outputs.
 
@@ -243,13 +570,24 @@ def forward(model, inputs, readout: str = "last"):
     ----------
     model : Model
     inputs : array, shape (B, L, I)
+        For an ensemble model (``batch_shape == E``): (B, L, I), one batch shared by the
+        members, or (*E, B, L, I), one per member.
     readout : {"last", "sequence"}
 
     Returns
     -------
     ndarray
-        Shape (B, O) for ``"last"``; (B, L, O) for ``"sequence"``.
+        Shape (B, O) for ``"last"``; (B, L, O) for ``"sequence"``; an ensemble's with E in
+        front: (*E, B, O) or (*E, B, L, O).
     """
+    if isinstance(model, Model) and model.batch_shape:
+        batch = model.batch_shape
+        x_tm, _ = _check_members_batch(model, inputs, None, readout, "mse")
+        flat = _flat(model)
+        out = _member_outputs(flat, _member_forward(flat, x_tm), readout)
+        if readout == "last":  # (B, M, O) -> (*E, B, O)
+            return out.transpose(1, 0, 2).reshape(batch + (out.shape[0], out.shape[-1]))
+        return out.transpose(2, 1, 0, 3).reshape(batch + (out.shape[1], out.shape[0], out.shape[-1]))
     inputs, _ = _check_batch(model, inputs, None, readout, "mse")
     x_tm = np.ascontiguousarray(inputs.transpose(1, 0, 2))
     states = _unroll(model.cell, x_tm, np.zeros((inputs.shape[0], model.cell.state_size)))
@@ -264,12 +602,16 @@ class BPTTResult:
     Attributes
     ----------
     loss : float
+        For an ensemble model (``batch_shape == E``): ndarray of shape E, each member's own loss.
     grads : dict name -> ndarray
-        dL/dtheta for every array of :attr:`Model.params`, of the same shapes.
+        dL/dtheta for every array of :attr:`Model.params`, of the same shapes (an ensemble's:
+        member i's gradient of its own loss in ``[i]``).
     state_grad_norms : ndarray, shape (L + 1,)
-        ``[t] = ||dL/ds_t||`` (Frobenius norm over the batch and the whole state), t = 0 .. L.
+        ``[t] = ||dL/ds_t||`` (Frobenius norm over the batch and the whole state), t = 0 .. L;
+        (*E, L + 1) for an ensemble, per member.
     hidden_grad_norms : ndarray, shape (L + 1,)
-        ``[t] = ||dL/dh_t||`` over the hidden part only (equal to the above but for the LSTM).
+        ``[t] = ||dL/dh_t||`` over the hidden part only (equal to the above but for the LSTM);
+        (*E, L + 1) for an ensemble.
     """
 
     loss: float
@@ -334,6 +676,116 @@ def _bptt(model, inputs, targets, readout, loss):
     return BPTTResult(value, grads, state_norms, hidden_norms)
 
 
+# Members per group in an ensemble's BPTT: a group's per-step arrays (batch x members x state)
+# hold about this many entries, so that the cells' elementwise work stays in cache (measured:
+# one group of 32 LSTMs with N = 64 is 1.8x slower than groups of 4; beyond ~16k entries per
+# array the step slows down, below ~4k the per-call overhead dominates). Where a member alone
+# has >= 1/4 of it (batch x state >= 2048) the members run one by one through the single-network
+# code instead, whose matrix products beat the cells' stacked per-row ones.
+_GROUP_ENTRIES = 8192
+
+
+def _group_size(batch, state_size) -> int:
+    """Members per group for task batch ``batch``; 0: one by one (see _GROUP_ENTRIES)."""
+    group = _GROUP_ENTRIES // (batch * state_size)
+    return group if group > 4 else 0
+
+
+def _bptt_members(flat, x_tm, targets, readout, loss):
+    """BPTT of a flat ensemble model (M members) in the member layout (see _check_members_batch):
+    the single-network recurrence of :func:`_bptt` for every member at once, in groups of
+    members (every member's arithmetic is its own, so the grouping changes no result). Returns
+    the losses (M,), the gradients (M, ...) and the per-member norms (M, L + 1)."""
+    m = flat.batch_shape[0]
+    group = _group_size(x_tm.shape[1], flat.cell.state_size)
+    if group == 0:
+        return _bptt_one_by_one(flat, x_tm, targets, readout, loss)
+    if group >= m:
+        return _bptt_group(flat, x_tm, targets, readout, loss)
+    axis = targets.ndim - (2 if loss == "mse" else 1)  # the targets' member axis
+    parts = []
+    for start in range(0, m, group):
+        members = slice(start, min(start + group, m))
+        x_part = x_tm if x_tm.shape[2] == 1 else x_tm[:, :, members]
+        t_part = targets[(slice(None),) * axis + (members,)]
+        parts.append(_bptt_group(flat[members], x_part, t_part, readout, loss))
+    values = np.concatenate([p[0] for p in parts])
+    grads = {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]}
+    return values, grads, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts])
+
+
+def _bptt_one_by_one(flat, x_tm, targets, readout, loss):
+    """:func:`_bptt_members` member by member through the single-network code: where one
+    member's arrays already fill the cache, stacking members only adds the cost of the cells'
+    per-row (rather than per-matrix) products."""
+    values, grads, s_norms, h_norms = [], [], [], []
+    for i in range(flat.batch_shape[0]):
+        inputs = x_tm[:, :, i if x_tm.shape[2] > 1 else 0].transpose(1, 0, 2)
+        if readout == "last":
+            target = targets[:, i]
+        else:  # (L, B, M, ...) -> (B, L, ...)
+            target = np.swapaxes(targets[:, :, i], 0, 1)
+        result = _bptt(flat[i], inputs, target, readout, loss)
+        values.append(result.loss)
+        grads.append(result.grads)
+        s_norms.append(result.state_grad_norms)
+        h_norms.append(result.hidden_grad_norms)
+    return (
+        np.array(values),
+        {k: np.stack([g[k] for g in grads]) for k in grads[0]},
+        np.stack(s_norms),
+        np.stack(h_norms),
+    )
+
+
+def _bptt_group(flat, x_tm, targets, readout, loss):
+    cell = flat.cell
+    n, size = cell.n_hidden, cell.state_size
+    length, batch = x_tm.shape[:2]
+    m = flat.batch_shape[0]
+    states = _member_forward(flat, x_tm)
+    outputs = _member_outputs(flat, states, readout)
+    values, d_out = _member_loss(outputs, targets, loss)
+
+    w_out = flat.weight_out  # (M, O, N)
+    o = w_out.shape[1]
+    hidden = states[-1, ..., :n] if readout == "last" else states[1:, ..., :n].reshape(-1, m, n)
+    d_flat = d_out.reshape(-1, m, o)
+    grad_w = np.matmul(d_flat.transpose(1, 2, 0), hidden.transpose(1, 0, 2))  # (M, O, N)
+    grad_b = d_flat.sum(axis=0)
+    direct = _member_matmul(d_out, w_out)  # dL/dh: (B, M, N) or (L, B, M, N)
+
+    cotangents = np.empty((length, batch, m, size))  # [t] = dL/ds_{t+1}
+    state_norms = np.empty((m, length + 1))
+    hidden_norms = np.empty((m, length + 1))
+    g = np.zeros((batch, m, size))
+    if readout == "last":
+        g[..., :n] = direct
+    for t in range(length, 0, -1):
+        if readout == "sequence":
+            g[..., :n] += direct[t - 1]
+        state_norms[:, t] = np.sqrt(np.sum(g * g, axis=(0, 2)))
+        hidden_norms[:, t] = np.sqrt(np.sum(g[..., :n] * g[..., :n], axis=(0, 2)))
+        cotangents[t - 1] = g
+        g = cell._vjp(states[t - 1], x_tm[t - 1], g, "full")
+    state_norms[:, 0] = np.sqrt(np.sum(g * g, axis=(0, 2)))
+    hidden_norms[:, 0] = np.sqrt(np.sum(g[..., :n] * g[..., :n], axis=(0, 2)))
+
+    chunk = max(1, _ROWS // (batch * m))
+    grads = None
+    for start in range(0, length, chunk):
+        stop = min(start + chunk, length)
+        part = cell._param_vjp(states[start:stop], x_tm[start:stop], cotangents[start:stop])
+        grads = part if grads is None else {k: grads[k] + part[k] for k in grads}
+    grads["weight_out"] = grad_w
+    grads["bias_out"] = grad_b
+    return values, grads, state_norms, hidden_norms
+
+
+def _unflat_grads(grads, batch):
+    return {k: v.reshape(tuple(batch) + v.shape[1:]) for k, v in grads.items()}
+
+
 def bptt(model, inputs, targets, *, readout: str = "last", loss: str = "mse") -> BPTTResult:
     r"""Loss and gradients of one mini-batch by back-propagation through time.
 
@@ -341,13 +793,19 @@ def bptt(model, inputs, targets, *, readout: str = "last", loss: str = "mse") ->
     :math:`g_t = \partial L / \partial s_t` back with ``cell.vjp`` (see the module docstring);
     parameter gradients come from ``cell.param_vjp``.
 
+    For an ensemble model (``batch_shape == E``) every member runs this on its own: inputs and
+    targets without the leading E are one mini-batch shared by the members, with it one per
+    member; losses, gradients and norms come per member with E in front.
+
     Parameters
     ----------
     model : Model
     inputs : array, shape (B, L, I)
+        Or (*E, B, L, I) for an ensemble, one batch per member.
     targets : array
         ``"mse"``: float, shape (B, O) (``readout="last"``) or (B, L, O) (``"sequence"``).
-        ``"xent"``: int class indices in [0, O), shape (B,) or (B, L).
+        ``"xent"``: int class indices in [0, O), shape (B,) or (B, L). An ensemble's may have
+        E in front.
     readout : {"last", "sequence"}
     loss : {"mse", "xent"}
 
@@ -355,6 +813,16 @@ def bptt(model, inputs, targets, *, readout: str = "last", loss: str = "mse") ->
     -------
     BPTTResult
     """
+    if isinstance(model, Model) and model.batch_shape:
+        batch = model.batch_shape
+        x_tm, targets = _check_members_batch(model, inputs, targets, readout, loss)
+        values, grads, state_norms, hidden_norms = _bptt_members(_flat(model), x_tm, targets, readout, loss)
+        return BPTTResult(
+            values.reshape(batch),
+            _unflat_grads(grads, batch),
+            state_norms.reshape(batch + state_norms.shape[1:]),
+            hidden_norms.reshape(batch + hidden_norms.shape[1:]),
+        )
     inputs, targets = _check_batch(model, inputs, targets, readout, loss)
     return _bptt(model, inputs, targets, readout, loss)
 
@@ -372,10 +840,22 @@ def evaluate(model, task, batch_size=1000, rng=None) -> float:
     Returns
     -------
     float
-        NaN or inf when the model's outputs overflow.
+        NaN or inf when the model's outputs overflow. For an ensemble model, an ndarray of its
+        batch shape: every member scored on the same batch (NaN for a member whose outputs
+        overflow).
     """
     _check_task(model, task)
     inputs, targets = task.sample(batch_size, as_rng(rng))
+    if model.batch_shape:
+        batch = model.batch_shape
+        flat = _flat(model)
+        x_tm = _to_members(inputs, (), batch, _INPUT_ORDER)
+        targets = _member_targets(targets, (), batch, task.readout, task.loss)
+        with np.errstate(all="ignore"):
+            outputs = _member_outputs(flat, _member_forward(flat, x_tm), task.readout)
+            values = _member_loss(outputs, targets, task.loss)[0]
+            finite = np.all(np.isfinite(outputs), axis=tuple(range(outputs.ndim - 2)) + (-1,))
+        return np.where(finite, values, math.nan).reshape(batch)
     x_tm = np.ascontiguousarray(inputs.transpose(1, 0, 2))
     with np.errstate(all="ignore"):
         states = _unroll(model.cell, x_tm, np.zeros((batch_size, model.cell.state_size)))
@@ -417,18 +897,93 @@ def _unflatten(flat, like):
     return out
 
 
-def global_norm(grads) -> float:
+def _rows(grads, m):
+    """Each member's gradients as one row: (M, P), members in C order."""
+    return np.concatenate([np.reshape(v, (m, -1)) for v in grads.values()], axis=1)
+
+
+def _unrows(flat, like, m):
+    out, start = {}, 0
+    for key, value in like.items():
+        size = value.size // m
+        out[key] = flat[:, start : start + size].reshape(value.shape)
+        start += size
+    return out
+
+
+def _row_norms(flat):
+    """:func:`_norm` of every row of (M, P): scaled, NaN or inf where a row holds one."""
+    if flat.shape[1] == 0:
+        return np.zeros(flat.shape[0])
+    scale = np.max(np.abs(flat), axis=1)
+    ok = (scale != 0.0) & np.isfinite(scale)
+    safe = np.where(ok, scale, 1.0)
+    norms = safe * np.sqrt(np.sum((flat / safe[:, None]) ** 2, axis=1))
+    return np.where(ok, norms, scale)
+
+
+def _clip_rows(flat, max_norm):
+    """:func:`_clip_norm` for every row of (M, P) on its own (in place): returns
+    ``(flat, before, after)``, each member clipped by its own global norm."""
+    before = _row_norms(flat)
+    after = before.copy()
+    clip = before >= max_norm  # False for NaN: a divergent member is not touched
+    if np.any(clip):
+        flat[clip] *= (max_norm / before[clip])[:, None]
+        after[clip] = _row_norms(flat[clip])
+        over = after > max_norm
+        while np.any(over):  # the few-ulp excess of the rescaling, as in _clip_norm
+            flat[over] *= np.minimum(max_norm / after[over], 1.0 - 4.0 * np.finfo(np.float64).eps)[:, None]
+            after[over] = _row_norms(flat[over])
+            over = after > max_norm
+    return flat, before, after
+
+
+def _check_batch_shape(batch_shape):
+    try:
+        items = tuple(batch_shape)
+    except TypeError:
+        items = None
+    valid = items is not None and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in items
+    )
+    if not valid:
+        raise TypeError(
+            f"`batch_shape` must be a tuple of positive ints (an ensemble's); got {describe(batch_shape)}."
+        )
+    return tuple(int(d) for d in items)
+
+
+def _check_member_grads(grads, batch):
+    grads = _check_grads(grads)
+    for key, value in grads.items():
+        if value.shape[: len(batch)] != batch:
+            raise ValueError(
+                f"`grads[{key!r}]` must have the leading batch_shape {batch}; got shape {value.shape}."
+            )
+    return grads, batch, int(np.prod(batch, dtype=int))
+
+
+def global_norm(grads, *, batch_shape=()):
     r"""The global norm :math:`\|g\| = (\sum_\theta \sum_i g_{\theta,i}^2)^{1/2}` of all arrays.
 
     Parameters
     ----------
     grads : dict name -> array
+    batch_shape : tuple of int
+        An ensemble's batch shape E (:attr:`Model.batch_shape`): every array then has E in
+        front and the norm is taken per member, over that member's entries of all arrays.
 
     Returns
     -------
     float
+        Or an ndarray of shape E, one norm per member.
     """
-    return _norm(_flatten(_check_grads(grads)))
+    batch = _check_batch_shape(batch_shape)
+    if not batch:
+        return _norm(_flatten(_check_grads(grads)))
+    grads, batch, m = _check_member_grads(grads, batch)
+    return _row_norms(_rows(grads, m)).reshape(batch)
 
 
 def _clip_norm(grads, max_norm):
@@ -447,7 +1002,7 @@ def _clip_norm(grads, max_norm):
     return _unflatten(flat, grads), before, after
 
 
-def clip_by_global_norm(grads, max_norm):
+def clip_by_global_norm(grads, max_norm, *, batch_shape=()):
     r"""Clip all gradients together by their global norm (Pascanu, Mikolov & Bengio 2013).
 
     .. math::
@@ -464,16 +1019,26 @@ def clip_by_global_norm(grads, max_norm):
     grads : dict name -> array
     max_norm : float
         The threshold :math:`\tau > 0`.
+    batch_shape : tuple of int
+        An ensemble's batch shape E: every array has E in front, and each member is clipped
+        by its own global norm (as if it were trained alone), never by the ensemble's.
 
     Returns
     -------
     clipped : dict name -> ndarray
     norm_before, norm_after : float
+        Or ndarrays of shape E, per member.
     """
-    grads = _check_grads(grads)
+    batch = _check_batch_shape(batch_shape)
+    if not batch:
+        grads = _check_grads(grads)
+        max_norm = positive_number(max_norm, "max_norm")
+        clipped, before, after = _clip_norm(grads, max_norm)
+        return {k: np.array(v) for k, v in clipped.items()}, before, after
+    grads, batch, m = _check_member_grads(grads, batch)
     max_norm = positive_number(max_norm, "max_norm")
-    clipped, before, after = _clip_norm(grads, max_norm)
-    return {k: np.array(v) for k, v in clipped.items()}, before, after
+    flat, before, after = _clip_rows(_rows(grads, m), max_norm)
+    return _unrows(flat, grads, m), before.reshape(batch), after.reshape(batch)
 
 
 def clip_by_value(grads, max_value) -> dict:
@@ -618,6 +1183,16 @@ class TrainRecord:
         The update at which that happened.
     model : Model
         The last model whose parameters were all finite.
+
+    Notes
+    -----
+    An ensemble's record (``record.batch_shape == E``) keeps E in front of every array:
+    ``losses``, ``grad_norm_before`` and ``grad_norm_after`` (*E, U), U the updates of the
+    longest-running member, NaN after a member stopped; ``hidden_grad_norms`` and
+    ``state_grad_norms`` (*E, K, L + 1), NaN where a member had stopped; ``diverged`` a bool
+    array of shape E and ``diverged_at`` an int array (-1 for a member that did not diverge);
+    ``model`` the ensemble of each member's last finite parameters. ``record[i]`` is member
+    i's own record, of the shapes and values (to rounding) of training it alone.
     """
 
     losses: np.ndarray
@@ -629,6 +1204,47 @@ class TrainRecord:
     diverged: bool
     diverged_at: int | None
     model: Model
+
+    @property
+    def batch_shape(self) -> tuple:
+        """The model's batch shape: ``()`` for one network."""
+        return self.model.batch_shape
+
+    def __getitem__(self, index) -> "TrainRecord":
+        """The record of member ``index`` of an ensemble run (a sub-ensemble's for slices)."""
+        batch = self.batch_shape
+        if not batch:
+            raise TypeError("a single network's TrainRecord has no members; only an ensemble's can be indexed.")
+        model = self.model[index]  # validates the index
+        m = int(np.prod(batch, dtype=int))
+        where = np.arange(m).reshape(batch)[index]
+        u, k = self.losses.shape[-1], len(self.recorded_updates)
+        diverged = np.asarray(self.diverged).reshape(-1)[where]
+        diverged_at = np.asarray(self.diverged_at).reshape(-1)[where]
+        done = np.where(diverged, diverged_at + 1, u)
+        used = int(np.max(done)) if done.size else 0
+        keep = self.recorded_updates < used
+        parts = [
+            a.reshape((m, u))[where]
+            for a in (self.losses, self.grad_norm_before, self.grad_norm_after)
+        ]
+        norms = [
+            a.reshape((m, k) + a.shape[len(batch) + 1:])[where][..., keep, :]
+            for a in (self.hidden_grad_norms, self.state_grad_norms)
+        ]
+        if np.ndim(where) == 0:
+            diverged, diverged_at = bool(diverged), (int(diverged_at) if diverged else None)
+        return TrainRecord(
+            losses=parts[0][..., :used],
+            grad_norm_before=parts[1][..., :used],
+            grad_norm_after=parts[2][..., :used],
+            recorded_updates=self.recorded_updates[keep],
+            hidden_grad_norms=norms[0],
+            state_grad_norms=norms[1],
+            diverged=diverged,
+            diverged_at=diverged_at,
+            model=model,
+        )
 
 
 def _check_task(model, task):
@@ -658,6 +1274,7 @@ def train_model(
     clip_value=None,
     record_steps_at=(),
     rng=None,
+    batches="shared",
 ) -> TrainRecord:
     r"""Train ``model`` on ``task`` by BPTT on fresh mini-batches.
 
@@ -665,6 +1282,12 @@ def train_model(
     (first by value, then by global norm, when asked), and applies the optimiser. A loss,
     gradient or parameter that becomes NaN or inf stops training cleanly and the record says
     ``diverged``; nothing is raised and no floating-point warning is emitted.
+
+    An ensemble model (``model.batch_shape == E``) trains its members side by side, each as if
+    alone: its own loss, its own gradient norm (``clip_norm`` clips each member by its own
+    global norm), its own optimiser moments, its own divergence (a divergent member stops and
+    keeps its last finite parameters while the others go on). Member i of the run equals
+    ``train_model(model[i], task, ...)`` with the same mini-batches, to rounding.
 
     Parameters
     ----------
@@ -684,12 +1307,21 @@ def train_model(
         Updates (0-based) at which to keep the per-step gradient norms.
     rng : seed or Generator
         Draws the mini-batches.
+    batches : {"shared", "per_member"}
+        Ensembles only. ``"shared"``: each update draws one mini-batch from ``rng`` that every
+        member trains on (member i's run equals the single run with the same ``rng``).
+        ``"per_member"``: member i draws its own from the i-th child ``rng.spawn(B)[i]`` (the
+        seeding rule of :func:`init_model`), so that its run equals the single run with
+        ``rng=`` that child. One network draws from ``rng`` either way.
 
     Returns
     -------
     TrainRecord
+        For an ensemble, with its batch shape in front of every array (see
+        :class:`TrainRecord`); ``record[i]`` is member i's own record.
     """
     _check_task(model, task)
+    choice(batches, "batches", ("shared", "per_member"))
     n_updates = positive_int(n_updates, "n_updates")
     batch_size = positive_int(batch_size, "batch_size")
     optimizer = Adam() if optimizer is None else optimizer
@@ -707,6 +1339,11 @@ def train_model(
             )
         record_at.add(int(u))
     rng = as_rng(rng)
+    if model.batch_shape:
+        return _train_members(
+            model, task, n_updates, batch_size, optimizer, clip_norm, clip_value, record_at, rng,
+            batches,
+        )
 
     losses, before, after = [], [], []
     recorded, hidden_norms, state_norms = [], [], []
@@ -755,4 +1392,96 @@ def train_model(
         diverged=diverged_at is not None,
         diverged_at=diverged_at,
         model=model,
+    )
+
+
+def _keep(new, old, active):
+    """The optimiser state (or parameters) ``new`` for active members, ``old`` for the others:
+    arrays (M, ...) chosen member by member; scalars (Adam's step count) from ``new``."""
+    if isinstance(new, dict):
+        return {key: _keep(new[key], old[key], active) for key in new}
+    if isinstance(new, np.ndarray) and new.ndim >= 1 and new.shape[0] == active.shape[0]:
+        return np.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return new
+
+
+def _train_members(model, task, n_updates, batch_size, optimizer, clip_norm, clip_value, record_at, rng,
+                   batches):
+    """:func:`train_model` for an ensemble: the single-network loop, member by member."""
+    batch = model.batch_shape
+    flat = _flat(model)
+    m = flat.batch_shape[0]
+    streams = _member_rngs(rng, batch).reshape(-1) if batches == "per_member" else None
+    length = task.length
+    losses = np.full((m, n_updates), math.nan)
+    before = np.full((m, n_updates), math.nan)
+    after = np.full((m, n_updates), math.nan)
+    recorded, hidden_norms, state_norms = [], [], []
+    diverged_at = np.full(m, -1, dtype=np.int64)
+    active = np.ones(m, dtype=bool)
+    params = {k: np.array(v) for k, v in flat.params.items()}
+    state = optimizer.init(params)
+    performed = 0
+    with np.errstate(all="ignore"):  # overflow is detected below and recorded as divergence
+        for update in range(n_updates):
+            if streams is None:
+                inputs, targets = task.sample(batch_size, rng)
+                x_tm = _to_members(inputs, (), (m,), _INPUT_ORDER)
+                targets = _member_targets(targets, (), (m,), task.readout, task.loss)
+            else:
+                draws = [task.sample(batch_size, stream) for stream in streams]
+                x_tm = _to_members(np.stack([d[0] for d in draws]), (m,), (m,), _INPUT_ORDER)
+                targets = _member_targets(np.stack([d[1] for d in draws]), (m,), (m,), task.readout, task.loss)
+            values, grads, s_norms, h_norms = _bptt_members(flat, x_tm, targets, task.readout, task.loss)
+            performed = update + 1
+            losses[active, update] = values[active]
+            if update in record_at:
+                recorded.append(update)
+                h_norms[~active] = math.nan
+                s_norms[~active] = math.nan
+                hidden_norms.append(h_norms)
+                state_norms.append(s_norms)
+            flat_grads = _rows(grads, m)
+            norm = _row_norms(flat_grads)
+            bad = active & ~(np.isfinite(values) & np.all(np.isfinite(flat_grads), axis=1))
+            before[bad, update] = norm[bad]
+            after[bad, update] = norm[bad]
+            diverged_at[bad] = update
+            active &= ~bad
+            if not np.any(active):
+                break
+            flat_grads[~active] = 0.0  # stopped members: no update, no NaN noise
+            norm_before = norm_after = norm
+            if clip_value is not None:
+                np.clip(flat_grads, -clip_value, clip_value, out=flat_grads)
+                norm_after = _row_norms(flat_grads)
+            if clip_norm is not None:
+                flat_grads, _, norm_after = _clip_rows(flat_grads, clip_norm)
+            before[active, update] = norm_before[active]
+            after[active, update] = norm_after[active]
+            new_params, new_state = optimizer.update(params, _unrows(flat_grads, grads, m), state)
+            blown = active & ~np.all(np.isfinite(_rows(new_params, m)), axis=1)
+            diverged_at[blown] = update
+            active &= ~blown
+            params = _keep(new_params, params, active)
+            state = _keep(new_state, state, active)
+            flat = flat.with_params(params)
+            if not np.any(active):
+                break
+
+    n_steps = length + 1
+    k = len(recorded)
+    diverged = diverged_at >= 0
+    return TrainRecord(
+        losses=losses[:, :performed].reshape(batch + (performed,)),
+        grad_norm_before=before[:, :performed].reshape(batch + (performed,)),
+        grad_norm_after=after[:, :performed].reshape(batch + (performed,)),
+        recorded_updates=np.array(recorded, dtype=np.int64),
+        hidden_grad_norms=np.stack(hidden_norms, axis=1).reshape(batch + (k, n_steps))
+        if k else np.empty(batch + (0, n_steps)),
+        state_grad_norms=np.stack(state_norms, axis=1).reshape(batch + (k, n_steps))
+        if k else np.empty(batch + (0, n_steps)),
+        diverged=diverged.reshape(batch),
+        diverged_at=diverged_at.reshape(batch),
+        model=_unflat(flat, batch),
     )
