@@ -18,12 +18,6 @@ Tolerances (one for the whole file, ``RTOL = 1e-12``):
   and products have entries near zero, whose rounding is that of the largest terms in their sums.
 - Entries that are not finite (-inf: an exactly zero singular value, exponent or gradient from a
   dead ReLU unit) must be the same entries, with the same value, exactly.
-- One exception, by design: the leading exponents of a thin frame (k <= P / 4) in an ensemble are
-  factored in stacked QRs that members may join before their own interval ends (see
-  ``gradsim.numeric.qr._EnsembleFrame._flush_stacked``), so a member's QR schedule differs from
-  its lone run's. Both keep rounding under the accuracy target of 1e-8 relative per QR, so the
-  exponents (averages of log|R_ii| over the steps) may differ by at most 2e-8 nats per step:
-  ``THIN_ATOL``.
 """
 
 from __future__ import annotations
@@ -52,7 +46,6 @@ def _one_blas_thread():
 SETTINGS = settings(max_examples=20, deadline=None, database=None)
 
 RTOL = 1e-12  # see the module docstring
-THIN_ATOL = 2e-8  # two runs, each within the 1e-8 accuracy target (module docstring)
 B = 3  # members of the ensembles below
 N = 4  # hidden units (LSTM state 8)
 I = 2  # inputs
@@ -236,21 +229,14 @@ def test_ensemble_options_of_the_functions(cid, kind, opts, path):
     grads = gs.gradient_norms(ens, x, s0, upstream=upstream, path=path)
     assert together.n_steps == 50
     assert together.block_exponents.shape == (5, B, 2)
-    thin = 4 * 2 <= size
     for i in range(B):
         alone = gs.lyapunov_spectrum(ens[i], x[i], s0[i], k=2, warmup=10, path=path, n_blocks=5, rng=3)
-        if thin:
-            for got, want in ((together.exponents[i], alone.exponents),
-                              (together.block_exponents[:, i], alone.block_exponents),
-                              (together.stderr[i], alone.stderr)):
-                np.testing.assert_allclose(got, want, rtol=0, atol=THIN_ATOL)
-        else:
-            assert_same(together.exponents[i], alone.exponents, what=f"{cid} exponents {i}")
-            assert_same(together.block_exponents[:, i], alone.block_exponents, what=f"{cid} blocks {i}")
-            # The standard error is a spread of block estimates: its rounding is that of the
-            # blocks, so it is compared on their scale.
-            scale = float(np.max(np.abs(alone.block_exponents)))
-            np.testing.assert_allclose(together.stderr[i], alone.stderr, rtol=0, atol=RTOL * scale)
+        assert_same(together.exponents[i], alone.exponents, what=f"{cid} exponents {i}")
+        assert_same(together.block_exponents[:, i], alone.block_exponents, what=f"{cid} blocks {i}")
+        # The standard error is a spread of block estimates: its rounding is that of the blocks,
+        # so it is compared on their scale.
+        scale = float(np.max(np.abs(alone.block_exponents)))
+        np.testing.assert_allclose(together.stderr[i], alone.stderr, rtol=0, atol=RTOL * scale)
         assert_same(svs[i], gs.log_singular_values(ens[i], x[i], s0[i], times=times, path=path),
                     what=f"{cid} log singular values {i}")
         assert_same(grads[i], gs.gradient_norms(ens[i], x[i], s0[i], upstream=upstream[i], path=path),

@@ -357,17 +357,7 @@ def test_batched_studies_match_their_unbatched_records(name):
                         assert got[key] == value, (name, config, key)
 
 
-# Since "ensembles of thin frames factor their due members in stacked QRs that members near
-# their interval join" (numeric layer, 8c929c1), a member's QR steps depend on its partners: the
-# LSTM hidden path's rate_stderr moves by ~4e-15 relative. Strict, so that the marker goes once
-# the numeric layer makes members independent again.
-PARTNER_DEPENDENT = {"forget_bias": "numeric: stacked QRs of due members (8c929c1) depend on the partners"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PARTNER_DEPENDENT[name]))
-    if name in PARTNER_DEPENDENT else name
-    for name in BATCHED_STUDIES])
+@pytest.mark.parametrize("name", BATCHED_STUDIES)
 def test_a_members_records_do_not_depend_on_its_batch_partners(name):
     """Adding a grid point changes which configurations share a batch; the rows of the others
     must stay bit for bit (members of ensembles of two or more are computed independently)."""

@@ -51,13 +51,14 @@ def _plan(loss_rate: float, log_rate: float):
         return 1, "householder"
     cap = _MAX_INTERVAL
     if log_rate > 0:
-        cap = max(1, min(cap, int(_MAX_LOG_SCALE / log_rate)))
+        # (min in floats first: a rate near zero makes the quotient inf, which int() refuses)
+        cap = max(1, int(min(cap, _MAX_LOG_SCALE / log_rate)))
     best = (math.inf, 1, "householder")
     for kernel, limit in _MAX_LOSS.items():
         # Plan several steps for half the limit: the loss of a block fluctuates with the inputs
         # and grows faster than linearly once columns align, and a block over it is redone.
         # A single step may use the whole limit (_qr falls back to Householder beyond it).
-        steps = cap if loss_rate <= 0 else min(cap, int(0.5 * limit / loss_rate))
+        steps = cap if loss_rate <= 0 else int(min(cap, 0.5 * limit / loss_rate))
         if steps == 0 and loss_rate <= limit:
             steps = 1
         if steps >= 1:
@@ -213,9 +214,10 @@ def _workspace(routine: str, shape) -> int:
 # ------------------------------------------------------------------------------------------
 # ensembles
 def _take(jac, index):
-    """Member ``index`` (a tuple into the batch shape) of a batched Jacobian or operator."""
+    """Member ``index`` (a tuple into the batch shape) of a batched Jacobian or operator; a
+    Jacobian without batch dimensions (one network's) is every member's."""
     if isinstance(jac, np.ndarray):
-        return jac[index]
+        return jac if jac.ndim == 2 else jac[index]
     return jac.member(index)
 
 
@@ -261,12 +263,6 @@ class _EnsembleFrame:
         # Members that had their QR this very step have nothing to factor.
         due = (self.pending >= self.interval) if members is None else (self.pending > 0) & members
         due_index = np.nonzero(due)
-        size, k = self.frame.shape[-2:]
-        if _THIN * k <= size and self.pending.size > 1:
-            # Members past half their interval join the stacked QR early (earlier is only more
-            # accurate), so that the ensemble's QRs fall on few steps with many members each.
-            due |= (self.pending > 0) & (2 * self.pending >= self.interval)
-            return self._flush_stacked(np.nonzero(due), orthonormal)
         factors, growths = [], []
         for member in zip(*due_index):
             steps = int(self.pending[member])
@@ -283,46 +279,12 @@ class _EnsembleFrame:
         self.block = self.block[len(self.block) - keep :] if keep else []
         return due_index, factors, growths
 
-    def _flush_stacked(self, due_index, orthonormal):
-        """:meth:`flush` for thin frames: the due members' QRs in stacked LAPACK calls.
 
-        For a thin frame (k <= P / 4) a lone QR costs far more in Python than in arithmetic,
-        so the members are factored together; the plan is the lone frame's rule applied to
-        each member's own loss (:func:`_plan_many`). The kernels round differently from the
-        lone ones (Q from the reflectors rather than by a triangular solve), so a member
-        agrees with its lone run to rounding, not bit for bit.
-        """
-        steps = self.pending[due_index]
-        cholesky = (self.kernel[due_index] == "cholesky") & (not orthonormal)
-        q, r, loss = _stacked_qr(self.frame[due_index], cholesky)
-        factors = [[r_m] for r_m in r]
-        loss_rate = loss / steps
-        # A block that lost more than allowed is redone one step at a time, as a lone frame's.
-        for i in np.nonzero((steps > 1) & (loss > _MAX_LOSS["householder"]))[0]:
-            member = tuple(axis[i] for axis in due_index)
-            block = self.block[len(self.block) - int(steps[i]) :]
-            q[i], factors[i], loss_rate[i] = _redo(
-                self.start[member], (_take(remake(), member) for remake in block), int(steps[i]), orthonormal
-            )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growths = np.log(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
-            for i, member_factors in enumerate(factors):
-                if len(member_factors) > 1:
-                    growths[i] = sum(np.log(np.abs(np.diagonal(f))) for f in member_factors)
-            log_rate = np.max(np.abs(growths), axis=-1) / steps
-        intervals, cholesky = _plan_many(loss_rate, log_rate)
-        self.interval[due_index] = intervals
-        self.kernel[due_index] = np.where(cholesky, "cholesky", "householder")
-        self.frame[due_index] = q
-        self.start[due_index] = q
-        self.pending[due_index] = 0
-        keep = int(self.pending.max())
-        self.block = self.block[len(self.block) - keep :] if keep else []
-        return due_index, factors, growths
-
-
-# Frames with at least this many rows per column are "thin" (see _EnsembleFrame._flush_stacked).
+# Frames with at least this many rows per column are "thin" (see _ThinFrames).
 _THIN = 4
+# Up to this many members are planned one by one (_plan), more at once (_plan_many, the same
+# rule element by element): the cheaper of the two, same results.
+_FEW = 8
 
 
 def _redo(start, jacobians, steps, orthonormal):
@@ -342,26 +304,37 @@ def _plan_many(loss_rate, log_rate):
     loss_rate = np.where(finite, loss_rate, 1.0)
     log_rate = np.where(finite, log_rate, 1.0)
     positive = log_rate > 0
-    cap = np.where(
-        positive,
-        np.clip(np.floor(_MAX_LOG_SCALE / np.where(positive, log_rate, 1.0)), 1, _MAX_INTERVAL),
-        _MAX_INTERVAL,
-    )
+    with np.errstate(over="ignore"):
+        quotient = _MAX_LOG_SCALE / np.where(positive, log_rate, 1.0)
+    cap = np.where(positive, np.clip(np.floor(quotient), 1, _MAX_INTERVAL), _MAX_INTERVAL)
     best = np.full(loss_rate.shape, math.inf)
     best_steps = np.ones(loss_rate.shape)
     best_cholesky = np.zeros(loss_rate.shape, dtype=bool)
     for kernel, limit in _MAX_LOSS.items():
-        allowed = np.floor(0.5 * limit / np.where(loss_rate > 0, loss_rate, 1.0))
+        # (a rate near zero makes the quotient overflow to inf: min() with the cap handles it)
+        with np.errstate(over="ignore"):
+            allowed = np.floor(0.5 * limit / np.where(loss_rate > 0, loss_rate, 1.0))
         steps = np.where(loss_rate <= 0, cap, np.minimum(cap, allowed))
         steps = np.where((steps == 0) & (loss_rate <= limit), 1, steps)
         cost = np.where(steps >= 1, (steps + _QR_COST[kernel]) / np.maximum(steps, 1), math.inf)
         # The tie-break of _plan's min over (cost, steps, kernel name): "cholesky" < "householder".
         cholesky = kernel == "cholesky"
-        better = (cost < best) | ((cost == best) & ((steps < best_steps) | ((steps == best_steps) & cholesky)))
+        better = (steps >= 1) & (
+            (cost < best) | ((cost == best) & ((steps < best_steps) | ((steps == best_steps) & cholesky)))
+        )
         best = np.where(better, cost, best)
         best_steps = np.where(better, steps, best_steps)
         best_cholesky = np.where(better, cholesky, best_cholesky)
     return np.where(finite, best_steps, 1).astype(int), finite & best_cholesky
+
+
+def _grams(frames):
+    """A^T A of every member of a stack (..., P, k), each by its own 2-d product: a reduction
+    done once per member in the same way, so that a member's bits do not depend on the stack."""
+    out = np.empty(frames.shape[:-2] + (frames.shape[-1],) * 2)
+    for member in np.ndindex(*frames.shape[:-2]):
+        out[member] = frames[member].T @ frames[member]
+    return out
 
 
 def _stacked_qr(frames, cholesky):
@@ -379,7 +352,7 @@ def _stacked_qr(frames, cholesky):
     if cholesky.any():
         members = np.nonzero(cholesky)[0]
         a = frames[members]
-        gram = np.matmul(a.transpose(0, 2, 1), a)
+        gram = _grams(a)
         norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
         try:
             lower = np.linalg.cholesky(gram)
@@ -402,10 +375,107 @@ def _stacked_qr(frames, cholesky):
         members = np.nonzero(householder)[0]
         a = frames[members]
         q[members], r[members] = np.linalg.qr(a)
-        norms = np.sqrt(np.einsum("nij,nij->nj", a, a))
+        norms = np.array([np.sqrt(np.einsum("ij,ij->j", a_m, a_m)) for a_m in a])
         diag = np.diagonal(r[members], axis1=-2, axis2=-1)
         loss[members] = [_loss_from(m_norms, m_diag) for m_norms, m_diag in zip(norms, diag)]
     return q, r, loss
+
+
+class _ThinFrames:
+    """Frames of a few columns (k <= P / 4), one or a batch, re-orthonormalised in stacked QRs.
+
+    For a thin frame a lone QR costs far more in Python than in arithmetic, so the QRs of all
+    the members due at a step are one stacked LAPACK call (:func:`_stacked_qr`). To make the
+    members fall due together without depending on each other, every interval is a power of two
+    and a QR comes at the multiples of its member's interval in global steps: each member's
+    schedule and kernels are a function of its own losses alone, so its result does not depend on
+    the other members (nor on whether it runs alone), bit for bit. The interval is the lone rule's
+    (:func:`_plan_many`) rounded down to a power of two, and a block ends no later than planned.
+    """
+
+    def __init__(self, frame):
+        # One network's frame stays (P, k) between QRs (its products are plain 2-d ones); the
+        # bookkeeping below sees it as a batch of one.
+        self.single = frame.ndim == 2
+        self.frame = frame  # (*batch, P, k)
+        self.batch = frame.shape[:-2] or (1,)
+        self.start = self._stack(frame).copy()
+        self.block = []  # remakes of the Jacobians since the earliest pending member's last QR
+        self.steps = 0
+        self.pending = np.zeros(self.batch, dtype=int)
+        self.interval = np.ones(self.batch, dtype=int)
+        self.cholesky = np.zeros(self.batch, dtype=bool)
+        self.next_due = 1  # the earliest step at which some member's interval is reached
+        self.counted = 0  # the step up to which `pending` is counted
+
+    def _stack(self, frame):
+        return frame[None] if self.single else frame
+
+    def push(self, jac, remake) -> bool:
+        """Advance every member one step; True when some member's interval is reached.
+        ``remake()`` gives ``jac`` again should a member's block have to be redone."""
+        self.block.append(remake)
+        self.frame = jac @ self.frame
+        self.steps += 1
+        return self.steps >= self.next_due
+
+    def flush(self, members=None, orthonormal: bool = False):
+        """As :meth:`_EnsembleFrame.flush`; the growths are an array (n_due, k)."""
+        # Steps are counted once per flush, not per push: pending = steps since the last QR.
+        pending = self.pending + (self.steps - self.counted)
+        if members is None:
+            due = self.steps % self.interval == 0
+        else:
+            chosen = np.asarray(members, dtype=bool)
+            due = np.broadcast_to(chosen.reshape(1) if self.single else chosen, self.batch)
+        due = due & (pending > 0)
+        due_index = np.nonzero(due)
+        steps = pending[due_index]
+        cholesky = self.cholesky[due_index] & (not orthonormal)
+        frame = self._stack(self.frame)
+        q, r, loss = _stacked_qr(frame[due_index], cholesky)
+        factors = [[r_m] for r_m in r]
+        loss_rate = loss / np.maximum(steps, 1)
+        # A block that lost more than allowed is redone one step at a time, as a lone frame's.
+        for i in np.nonzero((steps > 1) & (loss > _MAX_LOSS["householder"]))[0]:
+            member = tuple(axis[i] for axis in due_index)
+            block = self.block[len(self.block) - int(steps[i]) :]
+            q[i], factors[i], loss_rate[i] = _redo(
+                self.start[member], (_take(remake(), member) for remake in block), int(steps[i]), orthonormal
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growths = np.log(np.abs(np.diagonal(r, axis1=-2, axis2=-1)))
+            for i, member_factors in enumerate(factors):
+                if len(member_factors) > 1:
+                    growths[i] = sum(np.log(np.abs(np.diagonal(f))) for f in member_factors)
+            log_rate = np.max(np.abs(growths), axis=-1) / np.maximum(steps, 1)
+        if loss_rate.size <= _FEW:
+            plans = [_plan(float(a), float(b)) for a, b in zip(loss_rate, log_rate)]
+            intervals = np.array([steps_m for steps_m, _ in plans], dtype=int)
+            cholesky = np.array([kernel == "cholesky" for _, kernel in plans], dtype=bool)
+        else:
+            intervals, cholesky = _plan_many(loss_rate, log_rate)
+        # Rounded down to a power of two: 2 ** (bit length - 1), exact in integers.
+        self.interval[due_index] = [1 << (int(m).bit_length() - 1) for m in intervals]
+        self.cholesky[due_index] = cholesky
+        frame[due_index] = q
+        self.start[due_index] = q
+        pending[due_index] = 0
+        self.pending, self.counted = pending, self.steps
+        # The next multiple of each member's interval, and the first of them.
+        self.next_due = int(np.min((self.steps // self.interval + 1) * self.interval))
+        keep = int(pending.max())
+        self.block = self.block[len(self.block) - keep :] if keep else []
+        if self.single:
+            return (), factors, list(growths)
+        return due_index, factors, growths
+
+    def peek(self):
+        """(log|R_ii| of every member's current block so far, readable mask), without a QR."""
+        growth, readable = _peek(self._stack(self.frame))
+        if self.single:
+            return growth[0], bool(readable[0])
+        return growth, readable
 
 
 def _peek(frame):
@@ -419,7 +489,7 @@ def _peek(frame):
     the exponents. Each member's Cholesky factor is LAPACK's potrf on that member alone, so one
     network and an ensemble's member give the same bits.
     """
-    gram = np.matmul(np.swapaxes(frame, -1, -2), frame)
+    gram = _grams(frame)
     batch = gram.shape[:-2]
     lower = np.zeros_like(gram)
     readable = np.ones(batch, dtype=bool)
@@ -441,5 +511,9 @@ def _peek(frame):
 
 
 def make_frame(frame):
-    """A :class:`_Frame` for one frame (P, k), an :class:`_EnsembleFrame` for a batch of them."""
+    """The frame object for ``frame`` (..., P, k): :class:`_ThinFrames` for a few columns
+    (k <= P / 4), else a :class:`_Frame` for one frame and an :class:`_EnsembleFrame` for a batch."""
+    size, k = frame.shape[-2:]
+    if _THIN * k <= size:
+        return _ThinFrames(frame)
     return _Frame(frame) if frame.ndim == 2 else _EnsembleFrame(frame)

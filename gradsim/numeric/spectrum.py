@@ -134,10 +134,14 @@ def lyapunov_spectrum(
                 block_sums[block] += fresh
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
-    exponents = block_sums.sum(axis=0) / measured
+    # Sums over the blocks one block at a time: numpy's reductions may sum pairwise or in
+    # order depending on the array's other dimensions, and a member's bits must not depend on
+    # how many members there are.
+    exponents = _sum_over_blocks(block_sums) / measured
     with np.errstate(invalid="ignore"):
         if n_blocks > 1:
-            spread = np.std(block_exponents, axis=0, ddof=1)
+            mean = _sum_over_blocks(block_exponents) / n_blocks
+            spread = np.sqrt(_sum_over_blocks((block_exponents - mean) ** 2) / (n_blocks - 1))
             stderr = spread / math.sqrt(n_blocks)
         else:
             stderr = np.full_like(exponents, np.nan)
@@ -148,3 +152,11 @@ def lyapunov_spectrum(
         block_exponents=np.take_along_axis(block_exponents, order[None], -1),
         n_steps=measured,
     )
+
+
+def _sum_over_blocks(values):
+    """values (n_blocks, ...) summed over the first axis in order, element by element."""
+    total = values[0].copy()
+    for block in values[1:]:
+        total += block
+    return total
