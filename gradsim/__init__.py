@@ -128,6 +128,7 @@ _LAZY = {
     "init_model": "training",
     "loss_and_output_grad": "training",
     "train_model": "training",
+    "stack_models": "training",
 }
 _SUBPACKAGES = ("cells", "numeric", "symbolic", "theory", "claims", "training", "interop", "workflow", "bench")
 
@@ -240,6 +241,7 @@ __all__ = [
     "scalar_unrolled_product",
     "SGD",
     "stack_cells",
+    "stack_models",
     "Study",
     "StudyResult",
     "symbolic",
