@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ import pytest
 
 from gradsim.claims.library import CLAIMS, COMPARISONS
 from gradsim.claims import VERDICTS, Claim, Evidence, builtin_claims, check_claims, load_claims
-from gradsim.workflow.runner import UsageError
+from gradsim.workflow.runner import SerialExecutor, UsageError, make_executor
 
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 NOTE_NAME = re.compile(r"\b(\d{3}_[0-9a-f]{16}\.txt)\b")
@@ -267,3 +269,111 @@ def test_comparisons_predicate_matches_library():
             assert comparison_holds(kind, m, p, abs(t)) == _holds(kind, m, p, abs(t))
     with pytest.raises(ValueError, match="`kind` must be one of"):
         comparison_holds("about", 1.0, 1.0, 0.0)
+
+
+# ------------------------------------------------------------------------------------------
+# claims on an executor: one task per (claim, seed), the same table whichever ran it
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "gradsim.workflow.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+# Quick, and of several kinds: a Lyapunov estimate, singular values, ensembles of networks.
+SOME = ["notes.sv-lt-1-vanishes", "theory.linear-rho-sufficient", "theory.pascanu-bound",
+        "notes.lstm-solves-vanishing", "theory.log-det-sum"]
+
+
+def test_claims_csv_identical_serial_and_on_processes(tmp_path):
+    user = tmp_path / "my_claims.py"
+    user.write_text(USER_FILE)
+    tables = {}
+    for name, extra in (("serial", []), ("jobs2", ["--jobs", "2"])):
+        out = tmp_path / name
+        result = run_cli("check", "--quick", *extra, "--claims", user, "--only", *SOME,
+                         "user.square", "--out", out)
+        assert result.returncode == 0, result.stderr
+        tables[name] = (out / "claims-selected.csv").read_bytes()
+        meta = (out / "claims-selected.meta.json").read_bytes()
+        tables[name + ".meta"] = meta
+    assert tables["serial"] == tables["jobs2"]
+    assert tables["serial.meta"] == tables["jobs2.meta"]
+    lines = tables["serial"].decode().splitlines()
+    assert len(lines) == len(SOME) + 2 and lines[-1].startswith("user.square,")
+
+
+def test_check_claims_same_table_on_every_executor(tmp_path):
+    user = tmp_path / "my_claims.py"
+    user.write_text(USER_FILE)
+    claims = builtin_claims() + load_claims(user)
+    only = ["theory.latching", "notes.gru-like-lstm", "user.square"]
+    alone = check_claims(claims, quick=True, only=only)
+    with make_executor() as serial:
+        assert isinstance(serial, SerialExecutor)
+        assert check_claims(claims, quick=True, only=only, executor=serial).equals(alone)
+    with make_executor(2) as pool:
+        assert check_claims(claims, quick=True, only=only, executor=pool).equals(alone)
+    assert list(alone.id) == ["notes.gru-like-lstm", "theory.latching", "user.square"]
+    assert set(alone.verdict) == {"conditional", "supported"}
+
+
+def test_check_claims_on_dask(tmp_path):
+    pytest.importorskip("dask.distributed")
+    user = tmp_path / "my_claims.py"
+    user.write_text(USER_FILE)
+    claims = builtin_claims() + load_claims(user)
+    only = ["theory.latching", "user.square"]
+    alone = check_claims(claims, quick=True, seeds=(0, 1), only=only)
+    with make_executor(scheduler="local") as dask:
+        assert check_claims(claims, quick=True, seeds=(0, 1), only=only, executor=dask).equals(alone)
+
+
+def test_load_claims_records_the_file(tmp_path):
+    path = tmp_path / "my_claims.py"
+    path.write_text(USER_FILE)
+    (claim,) = load_claims(path)
+    assert claim.origin == str(path.resolve())
+    assert all(c.origin is None for c in CLAIMS)  # built-in checks are imported by module
+
+
+_CALLS = []
+
+
+def _boom_counted(quick, rng):
+    _CALLS.append(1)
+    raise RuntimeError("simulated failure")
+
+
+def test_errors_on_executors_stop_at_the_first_seed_and_keep_the_others():
+    expected = check_claims([_claim("a", _boom_counted), _claim("b")], seeds=(0, 1, 2))
+    assert len(_CALLS) == 1  # the later seeds of a failing claim are not run
+    with make_executor() as serial:
+        table = check_claims([_claim("a", _boom_counted), _claim("b")], seeds=(0, 1, 2),
+                             executor=serial)
+    assert len(_CALLS) == 2
+    assert table.equals(expected)
+    with make_executor(2) as pool:
+        table = check_claims([_claim("a", _boom_counted), _claim("b")], seeds=(0, 1, 2),
+                             executor=pool)
+    assert table.equals(expected)
+    # A check that cannot be sent to a worker is that claim's error, not the run's.
+    with make_executor(2) as pool:
+        table = check_claims([_claim("lam", lambda q, r: Evidence("supported")), _claim("b")],
+                             seeds=(0,), executor=pool).set_index("id")
+    assert table.loc["lam", "verdict"] == "error"
+    assert "could not run on the executor" in table.loc["lam", "detail"]
+    assert table.loc["b", "verdict"] == "supported"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["check", "--jobs", "0"], "--jobs (`jobs`) must be a positive integer; got 0"),
+     (["check", "--jobs", "two"], "argument --jobs: invalid int value: 'two'"),
+     (["check", "--jobs", "2", "--scheduler", "local"], "not allowed with argument"),
+     (["report", "--jobs", "-1"], "--jobs (`jobs`) must be a positive integer; got -1")],
+)
+def test_bad_jobs_print_one_line_and_exit_2(tmp_path, args, message):
+    result = run_cli(*args, "--quick", "--out", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,12 @@ that simulates and returns :class:`Evidence` (measured and predicted values, the
 and why, and a verdict). :func:`check_claims` runs claims over several seeds and tabulates
 them; ``gradsim check`` prints the table and writes ``reports/claims.csv``.
 
+Each (claim, seed) is one task, run in this process or on an executor (a process pool or Dask,
+``gradsim check --jobs N``): its generator depends on the claim's id and the seed only, it runs
+with one BLAS thread wherever it runs, and the table is assembled in the registry's order, so
+that it is byte-identical whichever executor ran it. Workers import a built-in check from its
+module (:mod:`gradsim.claims.library`) and a user's claim from its file (:attr:`Claim.origin`).
+
 Verdicts
 --------
 ``supported``
@@ -21,13 +27,15 @@ list of :class:`Claim`, written the same way (see :func:`load_claims`).
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import importlib.util
 import math
 import numbers
 import sys
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -98,7 +106,12 @@ class Claim:
     tolerance_reason : str
         Why the tolerance is what it is (standard error, finite-N correction, rounding).
     check : callable (quick: bool, rng: numpy.random.Generator) -> Evidence
-        Runs the simulation. Must use ``rng`` for all randomness.
+        Runs the simulation. Must use ``rng`` for all randomness. To run on a process pool or
+        Dask, it must be a module-level function (workers import it by its module path) or
+        come from a claims file (see ``origin``).
+    origin : str, optional
+        Path of the file that defines the claim (set by :func:`load_claims`); process and Dask
+        workers import the claim from it, by id.
     """
 
     id: str
@@ -107,6 +120,7 @@ class Claim:
     prediction: str
     tolerance_reason: str
     check: Callable
+    origin: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         for name in ("id", "statement", "source", "prediction", "tolerance_reason"):
@@ -118,12 +132,17 @@ class Claim:
 
 
 
+#: Claims of the files loaded in this process: resolved path -> {id: Claim} (the latest load).
+_LOADED: dict[str, dict[str, Claim]] = {}
+
+
 def load_claims(path) -> list[Claim]:
-    """The ``CLAIMS`` list of a user's Python file."""
+    """The ``CLAIMS`` list of a user's Python file, each claim with ``origin`` set to the file."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--claims: no file at {path}")
-    name = f"gradsim_user_claims_{abs(hash(str(path.resolve())))}"
+    resolved = str(path.resolve())
+    name = f"gradsim_user_claims_{abs(hash(resolved))}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -134,7 +153,19 @@ def load_claims(path) -> list[Claim]:
     claims = getattr(module, "CLAIMS", None)
     if not isinstance(claims, (list, tuple)) or not all(isinstance(c, Claim) for c in claims):
         raise UsageError(f"--claims: {path} must define CLAIMS, a list of gradsim.claims.Claim")
-    return list(claims)
+    claims = [dataclasses.replace(c, origin=resolved) for c in claims]
+    _LOADED[resolved] = {c.id: c for c in claims}
+    return claims
+
+
+def _claim_at(origin: str, claim_id: str) -> Claim:
+    """Claim ``claim_id`` of the file ``origin``: loaded once per process (a worker's first task)."""
+    if origin not in _LOADED:
+        load_claims(origin)
+    try:
+        return _LOADED[origin][claim_id]
+    except KeyError:
+        raise LookupError(f"{origin} no longer defines a claim {claim_id!r}") from None
 
 
 def _seed_rng(claim_id: str, seed: int) -> np.random.Generator:
@@ -143,12 +174,21 @@ def _seed_rng(claim_id: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def check_claims(claims, *, quick: bool = False, seeds=(0, 1, 2), only=None) -> pd.DataFrame:
+def check_claims(claims, *, quick: bool = False, seeds=(0, 1, 2), only=None,
+                 executor: concurrent.futures.Executor | None = None) -> pd.DataFrame:
     """Run every claim for every seed; one row per claim.
 
     The verdict of a claim is its verdict in every seed when they agree; when seeds disagree
     it is ``conditional`` and the detail says how many seeds gave which verdict. A check that
-    raises is reported with verdict ``error`` (and its message).
+    raises is reported with verdict ``error`` (and its message, from the first seed that
+    raised).
+
+    Parameters
+    ----------
+    executor : concurrent.futures.Executor, optional
+        Runs one task per (claim, seed): a process pool or a Dask executor (see
+        :func:`gradsim.workflow.make_executor`). By default every check runs here, one after
+        the other. The table is the same either way, byte for byte.
 
     Returns
     -------
@@ -166,24 +206,85 @@ def check_claims(claims, *, quick: bool = False, seeds=(0, 1, 2), only=None) -> 
         if unknown:
             raise UsageError(f"--only: unknown claim id(s) {', '.join(unknown)}; see `gradsim check --list`")
         claims = [c for c in claims if c.id in set(only)]
+    seeds = list(seeds)
+    # outcomes[i][j]: the Evidence of claims[i] at seeds[j], or the message of its error.
+    outcomes = [[None] * len(seeds) for _ in claims]
+    if executor is None:
+        for i, claim in enumerate(claims):
+            for j, seed in enumerate(seeds):
+                outcomes[i][j] = _check_one(claim, quick, seed)
+                if isinstance(outcomes[i][j], str):  # the later seeds would not be reported
+                    break
+    else:
+        futures = {}
+        for i, claim in enumerate(claims):
+            # A claim from a file travels as (file, id) and is imported there; a built-in one
+            # is pickled by reference (its check's module and name).
+            task = claim if claim.origin is None else (claim.origin, claim.id)
+            for j, seed in enumerate(seeds):
+                earlier = [futures[i, s] for s in range(j)]
+                # An executor that runs tasks at submission (the serial one) skips the seeds
+                # after an error, as the loop above; a pool runs them (they are not reported).
+                if any(f.done() and isinstance(_outcome(f), str) for f in earlier):
+                    break
+                try:
+                    futures[i, j] = executor.submit(_check_one, task, quick, seed)
+                except Exception as exc:  # e.g. a check that cannot be pickled
+                    futures[i, j] = _failed(exc)
+        for (i, j), future in futures.items():
+            outcomes[i][j] = _outcome(future)
     rows = []
-    for claim in claims:
+    for claim, found in zip(claims, outcomes):
         evidence, error = [], None
-        for seed in seeds:
-            try:
-                # One BLAS thread, as in the runner: the matrices are small, and OpenBLAS threads
-                # on them are ~100x slower (N = 100 Lyapunov spectra), not faster.
-                with threadpool_limits(limits=1):
-                    result = claim.check(quick, _seed_rng(claim.id, seed))
-                if not isinstance(result, Evidence):
-                    raise TypeError(f"check returned {describe(result)}, not an Evidence")
-                evidence.append(result)
-            except Exception as exc:  # reported in the table; the other claims go on
-                last = traceback.extract_tb(exc.__traceback__)[-1]
-                error = f"{type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"
+        for outcome in found:
+            if outcome is None:
                 break
+            if isinstance(outcome, str):
+                error = outcome
+                break
+            evidence.append(outcome)
         rows.append(_row(claim, evidence, error, len(seeds)))
     return pd.DataFrame(rows)
+
+
+def _check_one(claim, quick: bool, seed: int):
+    """One claim at one seed (in any process): its Evidence, or the message of its error.
+
+    ``claim`` is a Claim or, for one defined in a file, ``(origin, id)``.
+    """
+    try:
+        if isinstance(claim, tuple):
+            claim = _claim_at(*claim)
+        # One BLAS thread, as in the runner: the matrices are small, and OpenBLAS threads
+        # on them are ~100x slower (N = 100 Lyapunov spectra), not faster.
+        with threadpool_limits(limits=1):
+            result = claim.check(quick, _seed_rng(claim.id, seed))
+        if not isinstance(result, Evidence):
+            raise TypeError(f"check returned {describe(result)}, not an Evidence")
+        return result
+    except Exception as exc:  # reported in the table; the other claims go on
+        return _describe_error(exc)
+
+
+def _describe_error(exc) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _failed(exc) -> concurrent.futures.Future:
+    future = concurrent.futures.Future()
+    future.set_exception(exc)
+    return future
+
+
+def _outcome(future):
+    """The Evidence or error message of a task; an executor's own failure (a check that cannot
+    be sent to a worker, a worker that died) is the claim's error."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return f"could not run on the executor: {_describe_error(exc)}"
 
 
 def _row(claim, evidence, error, n_seeds):

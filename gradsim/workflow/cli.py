@@ -3,7 +3,7 @@
     gradsim list
     gradsim run STUDY [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--resume] [--set key=value ...]
     gradsim report [--quick] [--jobs N | --scheduler ADDR] [--out DIR]
-    gradsim check [--quick] [--only ID ...] [--claims FILE] [--out DIR] [--list]
+    gradsim check [--quick] [--jobs N | --scheduler ADDR] [--only ID ...] [--claims FILE] [--out DIR] [--list]
     gradsim analyze WEIGHTS_FILE [--layer K] [--reverse] [--inputs FILE | --steps T] [--out DIR]
 
 A bad invocation prints one line to stderr and exits 2; nothing already written is lost.
@@ -55,13 +55,17 @@ def parse_set(items) -> dict:
 
 def _add_execution(parser):
     parser.add_argument("--quick", action="store_true", help="small grids, for a smoke run")
+    _add_workers(parser)
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: reports, or reports/quick with --quick)")
+    parser.add_argument("--studies", default=None, help=argparse.SUPPRESS)
+
+
+def _add_workers(parser):
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--jobs", type=int, default=None, help="worker processes (default: serial)")
     group.add_argument("--scheduler", default=None,
                        help="Dask scheduler address tcp://host:port, or 'local' for a LocalCluster")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: reports, or reports/quick with --quick)")
-    parser.add_argument("--studies", default=None, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check the claims registry against simulation")
     p.add_argument("--quick", action="store_true", help="small simulations")
+    _add_workers(p)
     p.add_argument("--only", nargs="+", metavar="ID", default=None, help="check only these claim ids")
     p.add_argument("--claims", default=None, metavar="FILE",
                    help="also check the CLAIMS list of this Python file")
@@ -134,10 +139,11 @@ def _cmd_report(args) -> int:
             result = produce(path, quick=args.quick, out=args.out, executor=executor,
                              resume=args.resume)
             print(f"{name}: {len(result.frame)} rows in {time.perf_counter() - t0:.1f} s")
-    from ..claims import builtin_claims
+        from ..claims import builtin_claims
 
-    out = args.out if args.out is not None else default_out(args.quick)
-    table, path, seconds = write_claims(builtin_claims(), out=out, quick=args.quick)
+        out = args.out if args.out is not None else default_out(args.quick)
+        table, path, seconds = write_claims(builtin_claims(), out=out, quick=args.quick,
+                                            executor=executor)
     print(f"claims: {len(table)} checked in {seconds:.1f} s ({path})")
     readme = write_report(out, args.studies)
     print(f"{readme} written in {time.perf_counter() - start:.1f} s")
@@ -148,6 +154,7 @@ def _cmd_check(args) -> int:
     from ..claims import builtin_claims, load_claims
     from .report import write_claims
 
+    executor = make_executor(args.jobs, args.scheduler)  # checks --jobs before anything runs
     claims = builtin_claims()
     if args.claims:
         claims += load_claims(args.claims)
@@ -159,9 +166,11 @@ def _cmd_check(args) -> int:
         raise UsageError(f"--seeds must be a positive integer; got {args.seeds}")
     selected = bool(args.only or args.claims)
     out = args.out if args.out is not None else default_out(args.quick)
-    table, path, seconds = write_claims(claims, out=out, quick=args.quick, only=args.only,
-                                        seeds=tuple(range(args.seeds)),
-                                        name="claims-selected" if selected else "claims")
+    with executor as pool:
+        table, path, seconds = write_claims(claims, out=out, quick=args.quick, only=args.only,
+                                            seeds=tuple(range(args.seeds)),
+                                            name="claims-selected" if selected else "claims",
+                                            executor=pool)
     _print_claims(table)
     counts = table.verdict.value_counts().to_dict()
     summary = ", ".join(f"{counts[v]} {v}" for v in ("supported", "conditional", "refuted", "error") if v in counts)

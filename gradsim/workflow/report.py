@@ -47,8 +47,10 @@ def format_value(value) -> str:
     return f"{value:.4g}"
 
 
-def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="claims"):
-    """Check ``claims`` and write ``<out>/<name>.csv`` with its sidecar.
+def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="claims",
+                 executor=None):
+    """Check ``claims`` (on ``executor``, one task per claim and seed, if given) and write
+    ``<out>/<name>.csv`` with its sidecar; the files do not depend on the executor.
 
     Returns ``(table, csv_path, seconds)``.
     """
@@ -56,7 +58,7 @@ def write_claims(claims, *, out, quick=False, only=None, seeds=(0, 1, 2), name="
 
     out = prepare_out(out)
     start = time.perf_counter()
-    table = check_claims(claims, quick=quick, seeds=seeds, only=only)
+    table = check_claims(claims, quick=quick, seeds=seeds, only=only, executor=executor)
     seconds = time.perf_counter() - start
     path = out / f"{name}.csv"
     write_table(table, path, {
