@@ -399,4 +399,6 @@ def _members(arrays, core_ndims, index):
     """Batch member ``index`` of each array, after broadcasting their leading (batch) dimensions
     together; ``core_ndims`` says how many trailing dimensions of each array are not batch."""
     batch = np.broadcast_shapes(*(a.shape[: a.ndim - c] for a, c in zip(arrays, core_ndims)))
+    if not batch:  # one network's operator serves every member
+        return list(arrays)
     return [np.broadcast_to(a, batch + a.shape[a.ndim - c :])[index] for a, c in zip(arrays, core_ndims)]
