@@ -178,12 +178,7 @@ def _factor(frame, start, block, steps, kernel, orthonormal):
     if steps > 1 and loss > _MAX_LOSS["householder"]:
         # The dynamics changed within the block and it lost more than allowed: redo it
         # one step at a time (each single step is as accurate as a QR can make it).
-        q, factors, loss_rate = start, [], 0.0
-        for i, jac in enumerate(block()):
-            last = orthonormal and i == steps - 1
-            q, r, loss = _qr(jac @ q, "reflectors" if last else "householder")
-            factors.append(r)
-            loss_rate = max(loss_rate, loss)
+        q, factors, loss_rate = _redo(start, block(), steps, orthonormal)
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = np.log(np.abs(np.diagonal(factors[0])))
         for r in factors[1:]:
