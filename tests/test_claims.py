@@ -377,3 +377,24 @@ def test_bad_jobs_print_one_line_and_exit_2(tmp_path, args, message):
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# the library's ensembles compute the lone runs' numbers
+def test_ensembled_checks_equal_their_lone_runs():
+    from gradsim.claims import library as lib
+    from gradsim.cells import RNN, make_cell
+
+    rng = np.random.default_rng(5)
+    runs = [(make_cell("rnn", 8, 3, activation=a, rng=rng), rng.standard_normal((60, 3)))
+            for a in ("tanh", "relu", "tanh", "relu", "tanh")]
+    runs.append((RNN(lib.gaussian(8, 0.9, rng), activation="tanh"), 60))  # a group of one
+    times = [1, 7, 60]
+    for (cell, inputs), found in zip(runs, lib._log_svs(runs, times)):
+        assert np.array_equal(found, lib.log_singular_values(cell, inputs, times=times))
+    cells = [make_cell("lstm", 6, 2, forget_bias=b, rng=rng) for b in (0.0, 2.0, 4.0)]
+    x = rng.standard_normal((300, 2))
+    for path in ("full", "cell"):
+        assert lib._tops(cells, x, 30, path=path) == [lib._top(c, x, 30, path=path) for c in cells]
+    xs = [rng.standard_normal((300, 2)) for _ in cells]
+    assert lib._tops(cells, xs, 30) == [lib._top(c, xi, 30) for c, xi in zip(cells, xs)]
