@@ -66,13 +66,9 @@ def _plan(loss_rate: float, log_rate: float):
     return best[1], best[2]
 
 
-def _loss(matrix, r) -> float:
-    """max_k log(||a_k|| / |R_kk|): the accuracy a QR of ``matrix`` costs (see module notes)."""
-    return _loss_from(np.sqrt(np.einsum("...ij,...ij->...j", matrix, matrix)), np.diagonal(r, axis1=-2, axis2=-1))
-
-
 def _loss_from(norms, diag) -> float:
-    """:func:`_loss` from the column norms of A and the diagonal of R."""
+    """max_k log(||a_k|| / |R_kk|), the accuracy a QR costs (see the module notes), from the
+    column norms of A and the diagonal of R."""
     with np.errstate(divide="ignore", invalid="ignore"):
         worst = float(np.max(norms / np.abs(diag)))
     if 0 < worst < math.inf:
@@ -92,7 +88,8 @@ def _gram(matrix):
 
 
 def _qr(matrix, kernel: str = "householder"):
-    """Thin QR of ``matrix`` (..., P, k), P >= k: returns ``(q, r, loss)``.
+    """Thin QR of one frame ``matrix`` (P, k), P >= k: returns ``(q, r, loss)`` (stacks of
+    frames go to :func:`_stacked_qr`).
 
     ``"cholesky"``: R = chol(A^T A), Q = A R^-1, kept only if its loss is within the Cholesky
     limit, else redone by Householder. ``"householder"``: Householder R and Q = A R^-1 by a
@@ -101,9 +98,6 @@ def _qr(matrix, kernel: str = "householder"):
     Q is. Beyond the Householder limit (near-singular R, dead units), and for
     ``"reflectors"``, Q is formed from the reflectors: orthonormal to rounding.
     """
-    if matrix.ndim != 2:
-        q, r = np.linalg.qr(matrix)
-        return q, r, _loss(matrix, r)
     if kernel == "cholesky":
         gram = _gram(matrix)
         norms = np.sqrt(np.diagonal(gram))
