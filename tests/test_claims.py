@@ -331,7 +331,9 @@ def test_load_claims_records_the_file(tmp_path):
     path = tmp_path / "my_claims.py"
     path.write_text(USER_FILE)
     (claim,) = load_claims(path)
-    assert claim.origin == str(path.resolve())
+    # The file travels by value: its path (for messages) and its text (what workers run).
+    assert claim.origin.path == str(path.resolve())
+    assert claim.origin.text == USER_FILE
     assert all(c.origin is None for c in CLAIMS)  # built-in checks are imported by module
 
 

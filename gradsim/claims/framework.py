@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import importlib.util
 import math
 import numbers
-import sys
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from .._source import SourceFile
 from .._validate import UsageError, describe
 
 __all__ = [
@@ -109,9 +108,9 @@ class Claim:
         Runs the simulation. Must use ``rng`` for all randomness. To run on a process pool or
         Dask, it must be a module-level function (workers import it by its module path) or
         come from a claims file (see ``origin``).
-    origin : str, optional
-        Path of the file that defines the claim (set by :func:`load_claims`); process and Dask
-        workers import the claim from it, by id.
+    origin : gradsim._source.SourceFile, optional
+        The text and path of the file that defines the claim (set by :func:`load_claims`); it
+        goes with the claim's tasks, and workers execute it to find the claim by id.
     """
 
     id: str
@@ -120,7 +119,7 @@ class Claim:
     prediction: str
     tolerance_reason: str
     check: Callable
-    origin: str | None = field(default=None, compare=False, repr=False)
+    origin: SourceFile | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         for name in ("id", "statement", "source", "prediction", "tolerance_reason"):
@@ -133,39 +132,33 @@ class Claim:
 
 
 #: Claims of the files loaded in this process: resolved path -> {id: Claim} (the latest load).
-_LOADED: dict[str, dict[str, Claim]] = {}
-
-
 def load_claims(path) -> list[Claim]:
-    """The ``CLAIMS`` list of a user's Python file, each claim with ``origin`` set to the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--claims: no file at {path}")
-    resolved = str(path.resolve())
-    name = f"gradsim_user_claims_{abs(hash(resolved))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    """The ``CLAIMS`` list of a user's Python file, each claim with ``origin`` set to the file's
+    text (so that workers run it without reading the file)."""
+    source = SourceFile.read(path, "file", prefix="--claims: ")
     try:
-        spec.loader.exec_module(module)
+        claims = _claims_of(source)
+    except UsageError:
+        raise
     except Exception as exc:
-        raise UsageError(f"--claims: {path} failed to import: {type(exc).__name__}: {exc}") from None
-    claims = getattr(module, "CLAIMS", None)
+        raise UsageError(f"--claims: {source.path} failed to import: {type(exc).__name__}: {exc}") from None
+    return list(claims.values())
+
+
+def _claims_of(source: SourceFile) -> dict[str, Claim]:
+    """Claim id -> claim, for the ``CLAIMS`` of ``source`` (executed once per process)."""
+    claims = getattr(source.module(), "CLAIMS", None)
     if not isinstance(claims, (list, tuple)) or not all(isinstance(c, Claim) for c in claims):
-        raise UsageError(f"--claims: {path} must define CLAIMS, a list of gradsim.claims.Claim")
-    claims = [dataclasses.replace(c, origin=resolved) for c in claims]
-    _LOADED[resolved] = {c.id: c for c in claims}
-    return claims
+        raise UsageError(f"--claims: {source.path} must define CLAIMS, a list of gradsim.claims.Claim")
+    return {c.id: dataclasses.replace(c, origin=source) for c in claims}
 
 
-def _claim_at(origin: str, claim_id: str) -> Claim:
-    """Claim ``claim_id`` of the file ``origin``: loaded once per process (a worker's first task)."""
-    if origin not in _LOADED:
-        load_claims(origin)
+def _claim_at(origin: SourceFile, claim_id: str) -> Claim:
+    """Claim ``claim_id`` of the file whose text is ``origin`` (a worker's task)."""
     try:
-        return _LOADED[origin][claim_id]
+        return _claims_of(origin)[claim_id]
     except KeyError:
-        raise LookupError(f"{origin} no longer defines a claim {claim_id!r}") from None
+        raise LookupError(f"{origin.path} defines no claim {claim_id!r}") from None
 
 
 def _seed_rng(claim_id: str, seed: int) -> np.random.Generator:
@@ -218,8 +211,8 @@ def check_claims(claims, *, quick: bool = False, seeds=(0, 1, 2), only=None,
     else:
         futures = {}
         for i, claim in enumerate(claims):
-            # A claim from a file travels as (file, id) and is imported there; a built-in one
-            # is pickled by reference (its check's module and name).
+            # A claim from a file travels as (file text, id) and is executed there; a built-in
+            # one is pickled by reference (its check's module and name).
             task = claim if claim.origin is None else (claim.origin, claim.id)
             for j, seed in enumerate(seeds):
                 earlier = [futures[i, s] for s in range(j)]

@@ -1,8 +1,9 @@
 """The ``gradsim`` command.
 
-    gradsim list
-    gradsim run STUDY [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--resume] [--set key=value ...]
-    gradsim report [--quick] [--jobs N | --scheduler ADDR] [--out DIR]
+    gradsim list [--studies DIR]
+    gradsim run STUDY|PATH.py [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--resume] [--set key=value ...]
+    gradsim report [--quick] [--jobs N | --scheduler ADDR] [--out DIR] [--studies DIR]
+    gradsim compare DIR_A DIR_B [--studies DIR]
     gradsim check [--quick] [--jobs N | --scheduler ADDR] [--only ID ...] [--claims FILE] [--out DIR] [--list]
     gradsim analyze WEIGHTS_FILE [--layer K] [--reverse] [--inputs FILE | --steps T] [--out DIR]
 
@@ -17,10 +18,9 @@ import ast
 import os
 import sys
 import time
-from pathlib import Path
 
 from ..interop import analysis as _analyze
-from .runner import UsageError, default_out, find_studies, load_study, make_executor
+from .runner import UsageError, default_out, find_studies, load_study, make_executor, resolve_study
 
 __all__ = ["main", "parse_set"]
 
@@ -58,7 +58,12 @@ def _add_execution(parser):
     _add_workers(parser)
     parser.add_argument("--out", default=None,
                         help="output folder (default: reports, or reports/quick with --quick)")
-    parser.add_argument("--studies", default=None, help=argparse.SUPPRESS)
+    _add_studies(parser)
+
+
+def _add_studies(parser):
+    parser.add_argument("--studies", default=None, metavar="DIR",
+                        help="folder of study files to use instead of the built-in studies")
 
 
 def _add_workers(parser):
@@ -73,10 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list the studies")
-    p.add_argument("--studies", default=None, help=argparse.SUPPRESS)
+    _add_studies(p)
 
     p = sub.add_parser("run", help="run one study: CSV, metadata and figure in --out")
-    p.add_argument("study", help="study name (see `gradsim list`)")
+    p.add_argument("study", help="a study's name (see `gradsim list`) or the path of a study file")
     _add_execution(p)
     p.add_argument("--resume", action="store_true", help="finish an interrupted run")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
@@ -109,17 +114,10 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _study_path(name, studies_dir) -> Path:
-    studies = find_studies(studies_dir)
-    if name not in studies:
-        raise UsageError(f"unknown study {name!r}; known: {', '.join(studies)}")
-    return studies[name]
-
-
 def _cmd_run(args) -> int:
     from .report import produce
 
-    path = _study_path(args.study, args.studies)
+    path = resolve_study(args.study, args.studies)
     overrides = parse_set(args.set)
     with make_executor(args.jobs, args.scheduler) as executor:
         result = produce(path, quick=args.quick, out=args.out, executor=executor,
@@ -203,6 +201,11 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`gradsim list | head`): not an error of ours. Point stdout at
+        # devnull so that the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("gradsim: interrupted; finished configurations are kept (use --resume)", file=sys.stderr)
         return 130

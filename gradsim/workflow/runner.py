@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from .._source import SourceFile
 from .._validate import UsageError
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "config_rng",
     "load_study",
     "find_studies",
+    "resolve_study",
     "make_executor",
     "run_study",
     "plan_batches",
@@ -67,7 +70,6 @@ __all__ = [
     "default_out",
 ]
 
-DEFAULT_STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
 _PARTIAL = ".partial"
 
 
@@ -109,9 +111,10 @@ class Study:
         Key numbers for the report, computed from the CSV's contents.
     root_seed : int
         Root of every configuration's seed.
-    source : str, optional
-        Path of the file defining the study (set by :func:`load_study`); process and Dask
-        workers import the study from it.
+    source : gradsim._source.SourceFile, optional
+        The text of the file defining the study, and its path (set by :func:`load_study`);
+        it goes with every task, so that process and Dask workers run the study without
+        reading any file.
     """
 
     name: str
@@ -122,7 +125,7 @@ class Study:
     plot: Callable | None = None
     summarize: Callable | None = None
     root_seed: int = 0
-    source: str | None = field(default=None, compare=False)
+    source: SourceFile | None = field(default=None, compare=False, repr=False)
     simulate_batch: Callable | None = None
     batch_key: Callable | None = None
     max_batch: int = 32
@@ -226,27 +229,46 @@ def apply_overrides(grid, overrides: dict):
 
 # ------------------------------------------------------------------------------------------
 # studies on disk
-_LOADED: dict[str, Study] = {}
+def _builtin_studies_dir() -> Path:
+    """The built-in studies: the package ``gradsim.studies`` (the checkout's top-level
+    ``studies/`` folder, installed with the package), or that folder beside a checkout that
+    is used without being installed."""
+    spec = importlib.util.find_spec("gradsim.studies")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parents[2] / "studies"
+
+
+DEFAULT_STUDIES_DIR = _builtin_studies_dir()
 
 
 def load_study(path) -> Study:
-    """Import the study file at ``path`` and return its ``STUDY`` (cached per process)."""
-    path = str(Path(path).resolve())
-    if path in _LOADED:
-        return _LOADED[path]
-    if not os.path.isfile(path):
-        raise UsageError(f"no study file at {path}")
-    module_name = "gradsim_study_" + Path(path).stem
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    study = getattr(module, "STUDY", None)
+    """Read the study file at ``path`` and return its ``STUDY``, carrying the file's text.
+
+    The text (:class:`gradsim._source.SourceFile`) goes with every task, so a worker runs the
+    study without reading the file. Errors (a UsageError, one line): no file at ``path``, not a
+    ``*.py`` file, a file that fails to import, or one that defines no ``STUDY``.
+    """
+    source = SourceFile.read(path, "study file")
+    try:
+        return _study_of(source)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(
+            f"the study file {source.path} failed to import: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _study_of(source: SourceFile) -> Study:
+    """The ``STUDY`` of ``source`` (executed once per process and text)."""
+    study = getattr(source.module(), "STUDY", None)
     if not isinstance(study, Study):
-        raise UsageError(f"{path} defines no STUDY = gradsim.workflow.runner.Study(...)")
-    study = Study(**{**study.__dict__, "source": path})
-    _LOADED[path] = study
-    return study
+        found = "it has no STUDY" if study is None else f"its STUDY is a {type(study).__name__}"
+        raise UsageError(
+            f"{source.path} defines no study: it must set STUDY = gradsim.Study(...); {found}"
+        )
+    return dataclasses.replace(study, source=source)
 
 
 def find_studies(studies_dir=None) -> dict[str, Path]:
@@ -255,6 +277,21 @@ def find_studies(studies_dir=None) -> dict[str, Path]:
     if not folder.is_dir():
         raise UsageError(f"no studies folder at {folder}")
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
+
+
+def resolve_study(name_or_path, studies_dir=None) -> Path:
+    """The file of a study given by name (in ``studies_dir``, default the built-in studies) or
+    by path (anything with a suffix or a path separator, or an existing file)."""
+    text = str(name_or_path)
+    candidate = Path(text)
+    if candidate.suffix or os.sep in text or "/" in text or candidate.exists():
+        return candidate
+    studies = find_studies(studies_dir)
+    if text not in studies:
+        raise UsageError(
+            f"unknown study {text!r}; known: {', '.join(studies)} (or give the path of a study file)"
+        )
+    return studies[text]
 
 
 # ------------------------------------------------------------------------------------------
@@ -335,9 +372,9 @@ def _executor(jobs, scheduler):
 
 # ------------------------------------------------------------------------------------------
 # running
-def _run_config(source: str, config: dict, root_seed: int) -> dict:
-    """Run one configuration (in any process): the study is imported from its file."""
-    study = load_study(source)
+def _run_config(source: SourceFile, config: dict, root_seed: int) -> dict:
+    """Run one configuration (in any process): the study is executed from its text."""
+    study = _study_of(source)
     try:
         with threadpool_limits(limits=1):
             records = study.simulate(dict(config), config_rng(config, root_seed))
@@ -346,10 +383,10 @@ def _run_config(source: str, config: dict, root_seed: int) -> dict:
         return {"config": _jsonable(config), "records": [], "error": _describe_error(exc)}
 
 
-def _run_batch(source: str, configs: list, root_seed: int) -> list:
+def _run_batch(source: SourceFile, configs: list, root_seed: int) -> list:
     """Run one batch (in any process): ``simulate`` for a single unbatched configuration,
     ``simulate_batch`` otherwise; a batch that raises is run again one configuration at a time."""
-    study = load_study(source)
+    study = _study_of(source)
     if study.simulate_batch is None or study.batch_key(dict(configs[0])) is None:
         return [_run_config(source, config, root_seed) for config in configs]
     try:
@@ -532,7 +569,8 @@ def run_study(
     The partial folder is removed once the CSV is written.
     """
     if study.source is None:
-        raise TypeError("`study` must come from load_study(path) so that workers can import it.")
+        raise TypeError("`study` must come from load_study(path), which gives it the text that "
+                        "workers run; got a Study without `source`.")
     out = prepare_out(Path(out) if out is not None else default_out(quick))
     grid = study.quick_grid if quick else study.grid
     if overrides:
