@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: reports, or reports/quick with --quick)")
     p.add_argument("--list", action="store_true", help="list the claim ids and statements, run nothing")
 
+    p = sub.add_parser("compare", help="compare two report folders within their uncertainties "
+                                          "(exit 0 agree, 1 disagree)")
+    p.add_argument("dir_a", metavar="DIR_A", help="a report folder (e.g. the committed reports/)")
+    p.add_argument("dir_b", metavar="DIR_B", help="another report folder (e.g. a fresh gradsim report --out)")
+    _add_studies(p)
+
     p = sub.add_parser("analyze", help="spectra and gradient-norm curves of one layer of a trained network")
     _analyze.add_arguments(p)
     return parser
@@ -146,6 +152,18 @@ def _cmd_report(args) -> int:
     readme = write_report(out, args.studies)
     print(f"{readme} written in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare_reports
+
+    result = compare_reports(args.dir_a, args.dir_b, args.studies)
+    for note in result.notes:
+        print(note)
+    for difference in result.disagreements:
+        print(difference.line())
+    print(f"gradsim compare: {result.summary()}")
+    return 0 if result.agree else 1
 
 
 def _cmd_check(args) -> int:
@@ -196,7 +214,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report,
-                   "check": _cmd_check, "analyze": _analyze.run}[args.command]
+                   "check": _cmd_check, "compare": _cmd_compare, "analyze": _analyze.run}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)

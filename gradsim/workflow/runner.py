@@ -512,8 +512,24 @@ def _versions() -> dict:
     return {
         "gradsim": __version__, "python": platform.python_version(), "numpy": np.__version__,
         "scipy": scipy.__version__, "pandas": pd.__version__, "matplotlib": matplotlib.__version__,
-        "blas": blas,
+        "blas": blas, "machine": _machine(),
     }
+
+
+def _machine() -> dict:
+    """What decides the floating-point kernels: architecture, CPU model, a forced OpenBLAS core.
+
+    Recorded so that a difference between two reports can be judged (``gradsim compare``):
+    the same code on another CPU picks other BLAS kernels, whose rounding differs.
+    """
+    cpu = platform.processor() or None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    return {"arch": platform.machine(), "cpu": cpu, "system": platform.system(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
 
 
 def _git_commit() -> str | None:
@@ -544,10 +560,21 @@ def write_table(frame: pd.DataFrame, csv_path, meta: dict) -> dict:
     return meta
 
 
+# Significant digits of the floats in a CSV. Machines that differ only in their BLAS kernels or
+# library versions change results by ~1e-16 times the condition of the computation, so the
+# 16th-17th digits of a round-trip repr differ on nearly every line while the 12th rarely does;
+# 12 digits keep 1000 times the precision any key number of the report is stated to (4
+# significant digits, or a tolerance of 1e-9 relative), and a quantity that is itself rounding
+# (3.3e-15) keeps its 12 digits too: the rounding is relative.
+CSV_SIGNIFICANT_DIGITS = 12
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The CSV form of a frame: floats as their shortest round-trip repr, '\\n' line ends."""
+    """The CSV form of a frame: floats to ``CSV_SIGNIFICANT_DIGITS`` significant digits, '\\n'
+    line ends."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
+    frame.to_csv(buffer, index=False, lineterminator="\n",
+                 float_format=f"%.{CSV_SIGNIFICANT_DIGITS}g")
     return buffer.getvalue().encode()
 
 
