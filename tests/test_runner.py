@@ -558,3 +558,16 @@ def test_make_executor_checks_its_arguments_at_the_call():
         make_executor("foo")
     with pytest.raises(ValueError, match=r"`scheduler`\) must be 'local' or an address; got 5"):
         make_executor(scheduler=5)
+
+
+def test_a_study_made_in_python_runs_without_a_file(tmp_path):
+    # A notebook user's Study (no file, so no text to send): it runs serially as it is, with
+    # the same per-configuration seeding as a study read from a file.
+    study = Study(name="inline", question="Does an inline study run?", grid={"x": [1, 2, 3]},
+                  quick_grid={"x": [1]},
+                  simulate=lambda config, rng: [{"y": 2 * config["x"], "draw": rng.random()}])
+    result = run_study(study, out=tmp_path, progress=False)
+    frame = pd.read_csv(result.csv_path)
+    assert list(frame.y) == [2, 4, 6]
+    expected = [config_rng({"x": x}).random() for x in (1, 2, 3)]
+    assert frame.draw.tolist() == [float(f"{v:.12g}") for v in expected]  # the CSV's 12 digits

@@ -114,7 +114,8 @@ class Study:
     source : gradsim._source.SourceFile, optional
         The text of the file defining the study, and its path (set by :func:`load_study`);
         it goes with every task, so that process and Dask workers run the study without
-        reading any file.
+        reading any file. A Study made in Python without it runs serially as it is, and on a
+        pool or cluster only if it pickles (its functions defined in an importable module).
     """
 
     name: str
@@ -260,8 +261,12 @@ def load_study(path) -> Study:
         ) from None
 
 
-def _study_of(source: SourceFile) -> Study:
-    """The ``STUDY`` of ``source`` (executed once per process and text)."""
+def _study_of(source) -> Study:
+    """The ``STUDY`` of ``source`` (executed once per process and text); a Study made in
+    Python rather than read from a file travels as itself (pickled: by reference for functions
+    of importable modules)."""
+    if isinstance(source, Study):
+        return source
     study = getattr(source.module(), "STUDY", None)
     if not isinstance(study, Study):
         found = "it has no STUDY" if study is None else f"its STUDY is a {type(study).__name__}"
@@ -372,7 +377,7 @@ def _executor(jobs, scheduler):
 
 # ------------------------------------------------------------------------------------------
 # running
-def _run_config(source: SourceFile, config: dict, root_seed: int) -> dict:
+def _run_config(source, config: dict, root_seed: int) -> dict:
     """Run one configuration (in any process): the study is executed from its text."""
     study = _study_of(source)
     try:
@@ -383,7 +388,7 @@ def _run_config(source: SourceFile, config: dict, root_seed: int) -> dict:
         return {"config": _jsonable(config), "records": [], "error": _describe_error(exc)}
 
 
-def _run_batch(source: SourceFile, configs: list, root_seed: int) -> list:
+def _run_batch(source, configs: list, root_seed: int) -> list:
     """Run one batch (in any process): ``simulate`` for a single unbatched configuration,
     ``simulate_batch`` otherwise; a batch that raises is run again one configuration at a time."""
     study = _study_of(source)
@@ -595,9 +600,8 @@ def run_study(
     results stop the run (nothing already computed is overwritten by a new invocation).
     The partial folder is removed once the CSV is written.
     """
-    if study.source is None:
-        raise TypeError("`study` must come from load_study(path), which gives it the text that "
-                        "workers run; got a Study without `source`.")
+    if not isinstance(study, Study):
+        raise TypeError(f"`study` must be a gradsim Study (see load_study); got {type(study).__name__}.")
     out = prepare_out(Path(out) if out is not None else default_out(quick))
     grid = study.quick_grid if quick else study.grid
     if overrides:
@@ -635,7 +639,9 @@ def run_study(
             in_flight = {}
             while True:
                 for batch in itertools.islice(queue, window - len(in_flight)):
-                    future = pool.submit(_run_batch, study.source, [configs[i] for i in batch],
+                    # A study from a file travels as its text; one made in Python, as itself.
+                    task = study.source if study.source is not None else study
+                    future = pool.submit(_run_batch, task, [configs[i] for i in batch],
                                          study.root_seed)
                     in_flight[future] = batch
                 if not in_flight:
