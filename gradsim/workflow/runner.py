@@ -289,7 +289,7 @@ def resolve_study(name_or_path, studies_dir=None) -> Path:
     by path (anything with a suffix or a path separator, or an existing file)."""
     text = str(name_or_path)
     candidate = Path(text)
-    if candidate.suffix or os.sep in text or "/" in text or candidate.exists():
+    if candidate.suffix or os.sep in text or "/" in text or candidate.is_file():
         return candidate
     studies = find_studies(studies_dir)
     if text not in studies:
@@ -358,6 +358,9 @@ def _executor(jobs, scheduler):
             cluster = LocalCluster(
                 n_workers=jobs or 2, threads_per_worker=1, processes=True,
                 host="127.0.0.1", dashboard_address=None,
+                # No dashboard, but the scheduler's HTTP server (health, metrics) still binds
+                # 8787 by default and warns when another scheduler holds it: any free port.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
             client = Client(cluster)
         else:
