@@ -30,6 +30,9 @@ import numpy as np
 
 from gradsim import (
     RNN,
+    Estimate,
+    Exact,
+    Rate,
     gaussian,
     gradient_norms,
     jacobian_product,
@@ -217,38 +220,81 @@ def plot(frame):
     return fig
 
 
+def _rate(successes, trials):
+    """Rate of ``successes`` (a boolean Series) among ``trials`` configurations (NaN if none)."""
+    return Rate(int(successes.sum()), int(trials)) if trials else float("nan")
+
+
+def _ci(rate, what):
+    """A rate for the notes: 'k of the n <what> (a fraction p, 95% CI low-high)' (Wilson)."""
+    if not isinstance(rate, Rate):
+        return f"none of the {what}"
+    low, high = rate.interval()
+    return (f"{rate.successes} of the {rate.trials} {what} (a fraction {rate:.2f}, 95% CI "
+            f"{low:.2f}-{high:.2f})")
+
+
 def summarize(frame):
     rows = per_config(frame)
     tanh, linear = rows[rows.activation == "tanh"], rows[rows.activation == "linear"]
     counter_tanh = tanh[tanh.norm_gt_1_vanishes]
     counter_linear = linear[linear.transient_then_decay]
-    largest_vanishing = float(counter_tanh.norm_W.max()) if len(counter_tanh) else float("nan")
+    # The largest grid norm (a target norm, to rounding) among the vanishing tanh RNNs. It is
+    # fixed by the seeds: a vanishing configuration has a negative exponent, so its trajectory
+    # contracts and its verdict does not move with rounding; the chaotic ones (positive
+    # exponents, whose exponents do move from machine to machine) never vanish. On the full
+    # grid the deciding verdicts are far from the threshold (z <= -17 at 3, z > 0 at 4).
+    largest_vanishing = (Exact(float(counter_tanh.norm_W.max())) if len(counter_tanh)
+                         else float("nan"))
     small_norm_violations = int(((rows.norm_W < 1) & ~rows.vanishes).sum())
+    # |gradient rate - Lyapunov| of the configurations: on chaotic trajectories both move from
+    # machine to machine by about the exponent's standard error. The largest is an estimate
+    # with the largest standard error among the configurations that could hold it (within
+    # Z_SIGNIFICANT of their standard errors of the largest).
+    gap = (rows.gradient_rate - rows.lyapunov).abs()
+    top = float(gap.max())
+    contenders = gap + Z_SIGNIFICANT * rows.lyapunov_stderr >= top
+    gap_max = Estimate(top, float(rows.lyapunov_stderr[contenders].max()), int(contenders.sum()))
+    tanh_trials = tanh.norm_W > 1
+    linear_trials = linear.norm_W > 1
     out = {
+        # Counts fixed by the grid (the target norms, to rounding).
         "configurations": len(rows),
-        "tanh: configurations with ‖W‖₂ > 1": int((tanh.norm_W > 1).sum()),
-        "tanh: ‖W‖₂ > 1 yet vanishing (counterexamples)": len(counter_tanh),
+        "tanh: configurations with ‖W‖₂ > 1": int(tanh_trials.sum()),
+        # Verdicts on randomly drawn networks: rates among the configurations with ‖W‖₂ > 1.
+        "tanh: ‖W‖₂ > 1 yet vanishing (counterexamples)":
+            _rate(tanh.norm_gt_1_vanishes, tanh_trials.sum()),
         "tanh: largest ‖W‖₂ that still vanishes": largest_vanishing,
         "linear: rho < 1 < ‖W‖₂, transient growth then decay (counterexamples)":
-            len(counter_linear),
+            _rate(linear.transient_then_decay, linear_trials.sum()),
+        # The linear RNN's numbers are linear algebra on W (its Jacobian whatever the input),
+        # fixed by the seeds and reproducible to rounding: exact.
         "linear: largest transient gain max_k log ‖P_k‖₂ among them (nats)":
-            float(counter_linear.peak_log_norm_Pk.max()) if len(counter_linear) else float("nan"),
+            Exact(float(counter_linear.peak_log_norm_Pk.max())) if len(counter_linear)
+            else float("nan"),
+        # Theorems (Pascanu's sufficient condition; a linear RNN's exponent is log rho(W)):
+        # counts of violations, 0 up to rounding.
         "‖W‖₂ < 1 without vanishing (Pascanu: impossible)": small_norm_violations,
         "linear: rho < 1 without vanishing or rho > 1 without exploding":
             int(((linear.rho_W < 1) & ~linear.vanishes).sum()
                 + ((linear.rho_W > 1) & ~linear.explodes).sum()),
+        # A difference of two CSV columns of magnitude <= log 4, each rounded to 12 significant
+        # digits (<= 5e-12 absolute): exact to an absolute 1e-11.
         "linear: largest abs(Lyapunov - log rho(W))":
-            float((linear.lyapunov - linear.log_rho_W).abs().max())
+            Exact(float((linear.lyapunov - linear.log_rho_W).abs().max()), atol=1e-11)
             if len(linear) else float("nan"),
-        "largest abs(gradient rate - Lyapunov) (two estimators of one rate)":
-            float((rows.gradient_rate - rows.lyapunov).abs().max()),
+        "largest abs(gradient rate - Lyapunov) (two estimators of one rate)": gap_max,
     }
+    n_trials = int(tanh_trials.sum() + linear_trials.sum())
     n_counter = len(counter_tanh) + len(counter_linear)
+    overall = Rate(n_counter, n_trials) if n_trials else None
+    tanh_rate = out["tanh: ‖W‖₂ > 1 yet vanishing (counterexamples)"]
+    linear_rate = out["linear: rho < 1 < ‖W‖₂, transient growth then decay (counterexamples)"]
     out["notes"] = (
-        f"The lecture notes' rule fails in {n_counter} of {int((rows.norm_W > 1).sum())} "
-        f"configurations with ‖W‖₂ > 1: {len(counter_tanh)} tanh RNNs whose gradient still "
-        f"vanishes (up to ‖W‖₂ = {largest_vanishing:.3g}), and {len(counter_linear)} linear "
-        "RNNs with rho(W) < 1 < ‖W‖₂ whose gradient can grow for a few steps and then decays at "
+        f"The lecture notes' rule fails in {_ci(overall, 'configurations with ‖W‖₂ > 1')}: "
+        f"{_ci(tanh_rate, 'tanh RNNs')} still have a vanishing gradient (up to ‖W‖₂ = "
+        f"{largest_vanishing:.3g}), and {_ci(linear_rate, 'linear RNNs')} "
+        "have rho(W) < 1 < ‖W‖₂: their gradient can grow for a few steps and then decays at "
         "log rho(W). Its other half, ‖W‖₂ < 1 implies vanishing, is Pascanu et al.'s "
         f"sufficient condition: {small_norm_violations} violations."
     )

@@ -12,10 +12,12 @@ difference is the spread of the spectrum, which grows linearly in T when the rat
 distinct Lyapunov exponents.
 """
 
+import math
+
 import numpy as np
 from matplotlib.ticker import NullLocator
 
-from gradsim import log_singular_values, make_cell
+from gradsim import Estimate, Exact, log_singular_values, make_cell, mean_estimate
 from gradsim.workflow.plotting import new_figure, plot_lines
 from gradsim.workflow.runner import Study
 
@@ -30,6 +32,9 @@ LSTM_PATHS = ["full", "cell"]
 # Decades between float64's smallest normal and largest finite number.
 FLOAT64_DECADES = float(np.log10(np.finfo(np.float64).max) - np.log10(np.finfo(np.float64).tiny))
 HORIZONS = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000)
+# Two estimates differ when they are this many combined standard errors apart (the report's
+# agreement threshold, gradsim.workflow.findings.Z_AGREE).
+Z_DIFFER = 4.0
 MODEL_NAMES = {
     ("rnn", "full"): "RNN (tanh)",
     ("lstm", "full"): "LSTM, full state (h, c)",
@@ -119,43 +124,103 @@ def plot(frame):
     return fig
 
 
+def _init_estimates(rows, column):
+    """Per initialisation label: the mean of ``column`` over the seeds, with its standard error
+    (the seeds are the only random draws: weights and inputs)."""
+    return {label: mean_estimate(group[column])
+            for label, group in rows.groupby("init_label", sort=False)}
+
+
+def _extreme(estimates, largest):
+    """(label, estimate) of the largest (or smallest) of per-init estimates.
+
+    Its standard error is the largest among the initialisations that could be the extreme on
+    other draws (within Z_DIFFER combined standard errors of it): the max/min over measured
+    quantities of the shared instructions, (extreme, max of the contributing s.e.).
+    """
+    label = (max if largest else min)(estimates, key=lambda k: float(estimates[k]))
+    best = estimates[label]
+    if math.isnan(best.stderr):  # one seed (the quick grid)
+        return label, best
+    contenders = [e.stderr for e in estimates.values()
+                  if abs(float(e) - float(best)) <= Z_DIFFER * math.hypot(e.stderr, best.stderr)]
+    return label, Estimate(float(best), max(contenders), best.n)
+
+
+def grid_mean(rows, column):
+    """The mean of ``column`` over the rows (configurations of one model and T), with its
+    standard error from the seed-to-seed spread within each initialisation,
+    sqrt(sum_g n_g s_g^2) / N (the inits are a fixed list, not draws); over all rows when an
+    init has one seed (the quick grid)."""
+    values = rows[column].to_numpy(float)
+    groups = rows.groupby("init_label", sort=False)[column]
+    if (groups.count() > 1).all():
+        stderr = math.sqrt(float((groups.count() * groups.var(ddof=1)).sum())) / len(values)
+        return Estimate(float(values.mean()), stderr, len(values))
+    return mean_estimate(values)
+
+
+def _pm(value):
+    """A key number in the notes: value and, for an estimate, its standard error."""
+    if isinstance(value, Estimate) and not math.isnan(value.stderr):
+        return f"{value:.3g} ± {value.stderr:.2g}"
+    return f"{value:.3g}"
+
+
 def summarize(frame):
-    means = _seed_means(frame)
-    t_max = int(means["T"].max())
-    last = means[means["T"] == t_max]
+    t_max = int(frame["T"].max())
+    last = frame[frame["T"] == t_max].assign(rate_spread=lambda f: f.top_per_step
+                                             - f.bottom_per_step)
     out = {}
     for model in [m for m in MODEL_NAMES.values() if m in set(last.model)]:
-        sub = last[last.model == model].sort_values("top_per_step")
-        hi, lo = sub.iloc[-1], sub.iloc[0]
-        out[f"{model}: largest top rate at T={t_max} ({hi.init_label})"] = hi.top_per_step
-        out[f"{model}: smallest top rate at T={t_max} ({lo.init_label})"] = lo.top_per_step
-        out[f"{model}: mean spread (top - bottom)/T at T={t_max}"] = float(
-            (sub.top_per_step - sub.bottom_per_step).mean())
+        sub = last[last.model == model]
+        tops = _init_estimates(sub, "top_per_step")
+        hi_label, hi = _extreme(tops, largest=True)
+        lo_label, lo = _extreme(tops, largest=False)
+        out[f"{model}: largest top rate at T={t_max} ({hi_label})"] = hi
+        out[f"{model}: smallest top rate at T={t_max} ({lo_label})"] = lo
+        out[f"{model}: mean spread (top - bottom)/T at T={t_max}"] = grid_mean(sub, "rate_spread")
     cell_path = frame[frame.path == "cell"]
+    # Counts of rows of these draws (seeds x inits x horizons; not independent trials: one
+    # trajectory gives all its horizons). No trajectory decorrelates from rounding within
+    # T_max = 300 steps (the largest growth of a perturbation, the tanh RNN's at gain 2, is
+    # ||P_300||_2 ~ e^(0.045 x 300) ~ 1e6: rounding of 1e-16 grows to 1e-10), and no row's top
+    # rate is within 0.02 of 0 at T > 10 (those at T <= 10 are the first steps' products), so
+    # the counts are fixed by the seeds. (OpenBLAS's Haswell and Sandybridge kernels give the
+    # same CSV to its 12 digits.)
     parts = ", ".join(
         f"{model} {int((frame[frame.model == model].top_per_step > 0).sum())} of "
         f"{int((frame.model == model).sum())}"
         for model in MODEL_NAMES.values() if model in set(frame.model))
     notes = f"Rows (seed, init, T) whose largest singular value grows (top rate > 0): {parts}."
     widest = frame.loc[frame.spread.idxmax()]
-    out["widest spread of one P_T (decades)"] = float(widest.spread / np.log(10))
+    # One P_T's spread (its row is an LSTM on a contracting trajectory): exact to rounding.
+    out["widest spread of one P_T (decades)"] = Exact(float(widest.spread / np.log(10)))
     notes += (f" The widest spectrum ({widest.model}, {widest.init_label}, T={int(widest['T'])}) "
               f"spans {widest.spread / np.log(10):.0f} decades, against the {FLOAT64_DECADES:.0f} "
               "of float64's normal range: the spectra are computed as logarithms.")
     if len(cell_path):
+        # The largest over all rows is at T = 1 (log of the largest forget gate of the first
+        # step): exact to rounding.
         top = float(cell_path.top_per_step.max())
-        out["LSTM cell path: largest top rate over all rows"] = top
+        out["LSTM cell path: largest top rate over all rows"] = Exact(top)
         verdict = "never grows" if top < 0 else "grows in some rows"
         t_max = int(cell_path["T"].max())
-        mean_last = float(cell_path[cell_path["T"] == t_max].top_per_step.mean())
+        mean_last = grid_mean(cell_path[cell_path["T"] == t_max], "top_per_step")
         full = frame[(frame.model == MODEL_NAMES[("lstm", "full")]) & (frame["T"] == t_max)]
-        mean_full = float(full.top_per_step.mean())
-        speed = "faster" if mean_last < mean_full else "slower"
+        mean_full = grid_mean(full, "top_per_step")
+        diff = float(mean_last) - float(mean_full)
+        noise = Z_DIFFER * math.hypot(getattr(mean_last, "stderr", 0.0),
+                                      getattr(mean_full, "stderr", 0.0))
+        if math.isnan(noise) or abs(diff) <= noise:
+            speed = "within the noise of"
+        else:
+            speed = "faster decay than" if diff < 0 else "slower decay than"
         notes += (f" The LSTM cell path {verdict} (largest top rate {top:.3g} nats per step over "
                   "all T and inits): its one-step Jacobian is diag(f) with 0 < f < 1. Without a "
-                  f"forget-gate bias its mean top rate at T={t_max}, {mean_last:.3g}, sits near "
-                  f"log sigmoid(0) = {np.log(0.5):.3g}, {speed} decay than the full state's "
-                  f"{mean_full:.3g}.")
+                  f"forget-gate bias its mean top rate at T={t_max}, {_pm(mean_last)} (mean "
+                  f"over inits and seeds ± one standard error), sits near log sigmoid(0) = "
+                  f"{np.log(0.5):.3g}, {speed} the full state's {_pm(mean_full)}.")
     out["notes"] = notes
     return out
 

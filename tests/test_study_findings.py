@@ -10,13 +10,12 @@ from.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from study_helpers import run_quick as _run
 from threadpoolctl import threadpool_limits
 
-from study_helpers import run_quick as _run
-
+from gradsim import Estimate, Exact, Rate
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +42,9 @@ def test_spectra_lstm_cell_path_never_grows(tmp_path):
     assert summary["LSTM cell path: largest top rate over all rows"] < 0
     # ||diag(tanh') W||_2 <= ||W||_2 = gain for orthogonal and identity W (Pascanu's bound):
     # the tanh RNN's top rate never exceeds log(gain) = 0, up to rounding of the log-SVD
-    # (~1e-15 per step; 1e-12 leaves a factor 1000).
+    # (~1e-15 per step; 1e-12 leaves a factor 1000). The CSV's 12 significant digits round a
+    # rate relative to itself (5e-12 |rate|), so they cannot lift a rate near the bound 0 by
+    # more than ~1e-16 here.
     rnn = frame[(frame.model == "RNN (tanh)") & frame.init.isin(["orthogonal", "identity"])]
     assert len(rnn) > 0
     assert (rnn.top_per_step <= np.log(rnn.gain) + 1e-12).all()
@@ -60,7 +61,10 @@ def test_norm_rule_counterexamples(tmp_path):
     linear = configs.activation == "linear"
     # The lecture notes' rule fails: a tanh RNN with ||W||_2 > 1 whose gradient vanishes.
     assert (tanh & (configs.norm_W > 1) & vanishes).sum() >= 1
-    assert summary["tanh: ‖W‖₂ > 1 yet vanishing (counterexamples)"] >= 1
+    # The summary gives counterexamples as a rate among the configurations with ||W||_2 > 1.
+    rate = summary["tanh: ‖W‖₂ > 1 yet vanishing (counterexamples)"]
+    assert isinstance(rate, Rate) and rate.trials == (tanh & (configs.norm_W > 1)).sum()
+    assert rate.successes == (tanh & (configs.norm_W > 1) & vanishes).sum() >= 1
     # ... and a linear RNN with rho < 1 < ||W||_2: log ||P_1|| = log ||W||_2 > 0, yet decay.
     transient = linear & (configs.rho_W < 1) & (configs.norm_W > 1) & vanishes
     assert transient.sum() >= 1
@@ -76,13 +80,19 @@ def test_norm_rule_counterexamples(tmp_path):
 
 def test_activations_never_exceed_pascanu_bound(tmp_path):
     frame, summary = _run("activations", tmp_path)
-    bound = np.log(frame.gamma * frame.norm_W)
     # ||diag(phi') W v|| <= gamma ||W||_2 ||v|| on every step of every trajectory: lambda_1 and
-    # each per-step slope stay below the bound. Each slope is a log of a norm ratio carrying
-    # ~1e-14 relative rounding (N = 16-term dot products); 1e-12 leaves a factor 100.
-    assert (frame.lyapunov <= bound + 1e-12).all()
+    # each per-step slope stay below the bound. The residuals (excess, max_step_excess) are
+    # computed in simulate at full precision and keep their digits in the CSV; each slope is a
+    # log of a norm ratio carrying ~1e-14 relative rounding (N = 16-term dot products); 1e-12
+    # leaves a factor 100.
+    assert (frame.excess <= 1e-12).all()
     assert (frame.max_step_excess <= 1e-12).all()
-    assert summary["largest lambda_1 - log(gamma ‖W‖₂) (<= 0 up to rounding)"] <= 1e-12
+    key = "largest lambda_1 - log(gamma ‖W‖₂) (<= 0 up to rounding)"
+    assert summary[key] <= 1e-12 and isinstance(summary[key], Exact)
+    # The same bound from the CSV's lambda_1 and ||W||_2, each rounded to 12 significant digits
+    # (5e-12 relative each: the CSV's rounding, not the computation's) on top of the 1e-12.
+    bound = np.log(frame.gamma * frame.norm_W)
+    assert (frame.lyapunov <= bound + 1e-12 + 1e-11 * np.maximum(1.0, bound.abs())).all()
     # The control: a linear RNN with orthogonal W has ||W q|| = ||W||_2 for every q, so every
     # step is at the bound (to rounding ~1e-16, far inside the 1e-9 "at the bound" band).
     control = frame[(frame.activation == "linear") & (frame.w_kind == "orthogonal")]
@@ -92,6 +102,16 @@ def test_activations_never_exceed_pascanu_bound(tmp_path):
     # a = 0 exactly); the gap is > 0.05 nats per step in every quick configuration.
     saturating = frame[frame.activation.isin(["tanh", "sigmoid"])]
     assert (saturating.excess < -0.05).all()
+    # Key numbers carry their uncertainty: fractions at the bound are the same for every draw
+    # (0 for the non-linear cells, 1/2 for the control's orthogonal and Gaussian W: exact on the
+    # full grid, whose seeds show it; with the quick grid's one seed per grid point, estimates
+    # with standard error 0); the mean gaps are estimates with a finite standard error.
+    for act in ["tanh", "sigmoid", "relu"]:
+        fraction = summary[f"{act}: fraction of steps at the bound (mean over configurations)"]
+        assert fraction == 0.0 and getattr(fraction, "stderr", 0.0) == 0.0
+        gap = summary[f"{act}: mean gap bound - lambda_1 (nats per step)"]
+        assert isinstance(gap, Estimate) and 0 < gap.stderr < gap
+    assert summary["linear: fraction of steps at the bound (mean over configurations)"] == 0.5
 
 
 def test_irnn_carries_the_gradient_exactly_on_active_units(tmp_path):
@@ -107,12 +127,22 @@ def test_irnn_carries_the_gradient_exactly_on_active_units(tmp_path):
     # Every scale: log ||dL/dh_t|| = (T - t) log s + (1/2) log(fraction active throughout
     # steps t+1..T), and -inf (an exactly zero gradient) exactly where no unit stays active.
     # Rounding accumulates at most ~eps per step in the summed logs: 1e-12 per step of window.
+    # The deviations are computed in simulate at full precision (columns deviation and
+    # deviation_active; 0 where both are -inf).
     predicted_zero = irnn.frac_active_window == 0
     assert (np.isneginf(irnn.log_grad) == predicted_zero).all()
+    allowed = 1e-12 * np.maximum(irnn.steps_back, 1)
+    assert (irnn.deviation <= allowed).all()
+    active = irnn.log_grad_active_units.notna()
+    assert (irnn.deviation_active[active] <= allowed[active]).all()
+    assert summary["IRNN: largest abs(measured - predicted) log gradient"] <= 1e-12 * 50
+    # The same prediction from the CSV's columns: log_grad is rounded to 12 significant digits
+    # (5e-12 relative, the CSV's rounding) on top of the 1e-12 per step.
     finite = irnn[~predicted_zero]
     predicted = ((finite.t_max - finite.t) * np.log(finite.scale)
                  + 0.5 * np.log(finite.frac_active_window))
-    assert (np.abs(finite.log_grad - predicted) <= 1e-12 * np.maximum(finite.steps_back, 1)).all()
+    assert (np.abs(finite.log_grad - predicted)
+            <= 1e-12 * np.maximum(finite.steps_back, 1) + 5e-12 * finite.log_grad.abs()).all()
     # The tanh RNNs' gradient vanishes exponentially (~ -0.5 nats per step here); over the
     # 50-step window it ends far below the IRNN's at scale 1 with positive inputs, which is
     # (1/2) log(fraction active) >= (1/2) log(1/16) = -1.4.
