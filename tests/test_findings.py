@@ -81,6 +81,7 @@ def test_median_standard_error_covers_in_simulation():
 def test_median_estimate_with_infinite_values():
     estimate = gs.median_estimate([1.0, 2.0, np.inf, np.inf, np.inf])
     assert float(estimate) == np.inf and estimate.stderr == np.inf
+    assert math.isnan(gs.median_estimate([3.0]).stderr)  # one draw
 
 
 def test_findings_are_floats_and_pickle():

@@ -171,6 +171,8 @@ def median_estimate(values) -> Estimate:
     if values.size == 0:
         raise ValueError("`values` must hold at least one number; got none.")
     n = values.size
+    if n == 1:  # one draw: no spread to estimate, as in mean_estimate
+        return Estimate(float(values[0]), math.nan, 1)
     half_width = _Z95 * math.sqrt(n) / 2
     low = values[max(0, int(math.floor(n / 2 - half_width)) - 1)]
     high = values[min(n - 1, int(math.ceil(n / 2 + half_width)))]
