@@ -255,6 +255,8 @@ def describe_finding(value, fmt) -> str:
     0.39-0.86)`` for a rate (Wilson), the number alone for an exact one.
     """
     if isinstance(value, Estimate):
+        if not math.isfinite(value):  # -inf (every draw's gradient exactly 0): no spread to show
+            return fmt(value)
         if math.isnan(value.stderr):
             return f"{fmt(value)} (one draw)"
         return f"{fmt(value)} ± {value.stderr:.2g}"
