@@ -23,6 +23,17 @@ where the measured exponent first crosses 0 (linear interpolation in g); the the
 the root of chi_1(g) = 1. Finite tied networks reach the mean-field value slowly from below in
 the chaotic phase (gradsim.theory.mean_field_lyapunov: about 0.054 at N = 400 instead of 0.065
 at g = 1.5 without input).
+
+What the key numbers can be trusted to: the measured exponents are estimates (a chaotic
+trajectory decorrelates from rounding alone on another machine) with their block standard
+errors. The measured edge gain carries a parametric-bootstrap standard error: the rates are
+redrawn from N(rate, s.e.^2) at every gain and the first crossing is found again. (Propagating
+s.e.(lambda) / |d lambda / d g| through the crossing's two points would miss that near the
+noiseless edge lambda_1 is 0 within its noise at several gains, so the first crossing can jump
+between intervals.) A max over configurations is (max, the largest standard error among the
+configurations within Z_AGREE standard errors of it); the mean over the chaotic configurations
+has the standard error of a mean over them; the sign agreement is a rate over configurations.
+The theory (mean field, its edge, log rho(W) of the drawn W) is exact.
 """
 
 import functools
@@ -30,7 +41,8 @@ import functools
 import numpy as np
 from scipy.optimize import brentq
 
-from gradsim import RNN, gaussian, lyapunov_spectrum
+from gradsim import RNN, Estimate, gaussian, lyapunov_spectrum, mean_estimate, rate_of
+from gradsim.workflow.findings import Z_AGREE
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 from gradsim.theory import mean_field_chi1, mean_field_lyapunov, mean_field_q_star
@@ -41,6 +53,13 @@ GRID = {"sigma_in": [0.0, 0.5, 1.0], "gain": GAINS, "n_hidden": [256], "horizon"
         "warmup": [200]}
 QUICK_GRID = {"sigma_in": [0.0, 1.0], "gain": [0.5, 1.0, 2.0, 2.5], "n_hidden": [100],
               "horizon": [600], "warmup": [100]}
+# |mean-field lambda_1| beyond which the measured sign is compared with the theory's; without
+# input, 0 < mean field <= NEAR is "just above the edge".
+NEAR = 0.05
+# Parametric bootstrap of the measured edge: draws, and the fixed seed that keeps summarize a
+# function of the CSV alone.
+EDGE_DRAWS = 4000
+EDGE_SEED = 0
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,13 +101,48 @@ def _theory_curve(gains, sigma_in):
 
 
 def measured_edge(gains, rates):
-    """First gain where the rate crosses from < 0 to >= 0 (linear interpolation); NaN if none."""
+    """First gain where the rate crosses from < 0 to >= 0 (linear interpolation); NaN if none.
+
+    ``rates`` may carry leading dimensions (one edge per row of rates over ``gains``)."""
     order = np.argsort(gains)
-    g, r = np.asarray(gains, float)[order], np.asarray(rates, float)[order]
-    for i in range(len(g) - 1):
-        if r[i] < 0 <= r[i + 1]:
-            return float(g[i] - r[i] * (g[i + 1] - g[i]) / (r[i + 1] - r[i]))
-    return float("nan")
+    g = np.asarray(gains, float)[order]
+    r = np.asarray(rates, float)[..., order]
+    crosses = (r[..., :-1] < 0) & (r[..., 1:] >= 0)
+    i = np.argmax(crosses, axis=-1)[..., None]
+    r0, r1 = (np.take_along_axis(r, i, axis=-1)[..., 0],
+              np.take_along_axis(r, i + 1, axis=-1)[..., 0])
+    g0, g1 = g[i[..., 0]], g[i[..., 0] + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        edge = np.where(np.any(crosses, axis=-1), g0 - r0 * (g1 - g0) / (r1 - r0), np.nan)
+    return float(edge) if edge.ndim == 0 else edge
+
+
+def edge_estimate(gains, rates, stderrs):
+    """:func:`measured_edge` with its parametric-bootstrap standard error (see the module
+    docstring); the standard error is over the draws that cross at all."""
+    gains, rates, stderrs = (np.asarray(x, float) for x in (gains, rates, stderrs))
+    edge = measured_edge(gains, rates)
+    if not np.isfinite(edge):
+        return Estimate(edge, np.nan)
+    rng = np.random.default_rng(EDGE_SEED)
+    draws = rates + stderrs * rng.standard_normal((EDGE_DRAWS, len(rates)))
+    edges = measured_edge(gains, draws)
+    edges = edges[np.isfinite(edges)]
+    return Estimate(edge, float(np.std(edges, ddof=1)) if len(edges) > 1 else np.nan,
+                    len(gains))
+
+
+def _extreme(values, stderrs, largest=True):
+    """The max (or min) over configurations of measured values (finite ones), as (extreme, the
+    largest standard error among the configurations within Z_AGREE standard errors of it: those
+    that could be the extreme in another run)."""
+    values, stderrs = np.asarray(values, float), np.asarray(stderrs, float)
+    keep = np.isfinite(values)
+    values, stderrs = values[keep], stderrs[keep]
+    sign = 1.0 if largest else -1.0
+    i = int(np.argmax(sign * values))
+    near = sign * (values[i] - values) <= Z_AGREE * (stderrs + stderrs[i])
+    return Estimate(values[i], float(np.max(stderrs[near])), len(values))
 
 
 def plot(frame):
@@ -129,48 +183,81 @@ def summarize(frame):
     out = {}
     gaps = []
     for sigma, part in frame.groupby("sigma_in", sort=True):
-        edge = measured_edge(part.gain, part.rate)
+        edge = edge_estimate(part.gain, part.rate, part.rate_stderr)
         theory = float(part.theory_edge_gain.iloc[0])
         out[f"edge gain, measured, input std {sigma:g}"] = edge
         out[f"edge gain, theory chi_1 = 1, input std {sigma:g}"] = theory
         gaps.append((sigma, edge, theory))
-    away = frame[np.abs(frame.theory_rate) > 0.05]
-    agree = np.sign(away.rate) == np.sign(away.theory_rate)
-    out["sign agreement where |theory| > 0.05"] = float(np.mean(agree))
+    away = frame[np.abs(frame.theory_rate) > NEAR]
+    agree = rate_of(np.sign(away.rate) == np.sign(away.theory_rate))
+    out[f"sign agreement where |theory| > {NEAR:g}"] = agree
     driven = frame[frame.sigma_in > 0]
-    ordered = driven[driven.theory_rate < -0.05]
-    chaotic = frame[frame.theory_rate > 0.05]
-    out["max |measured - theory|, ordered, input std > 0"] = float(
-        np.max(np.abs(ordered.rate - ordered.theory_rate)))
+    ordered = driven[driven.theory_rate < -NEAR]
+    chaotic = frame[frame.theory_rate > NEAR]
+    out["max |measured - theory|, ordered, input std > 0"] = _extreme(
+        np.abs(ordered.rate - ordered.theory_rate), ordered.rate_stderr)
     quiet = frame[(frame.sigma_in == 0) & (frame.gain < 1)]
-    out["max |measured - log rho(W)|, input std 0, g < 1"] = float(
-        np.max(np.abs(quiet.rate - quiet.log_spectral_radius)))
+    out["max |measured - log rho(W)|, input std 0, g < 1"] = _extreme(
+        np.abs(quiet.rate - quiet.log_spectral_radius), quiet.rate_stderr)
     out["max |log rho(W) - log g|, g < 1 (finite-N spectral radius)"] = float(
         np.max(np.abs(quiet.log_spectral_radius - np.log(quiet.gain))))
-    out["mean (measured - theory), chaotic (theory > 0.05)"] = float(
-        np.mean(chaotic.rate - chaotic.theory_rate))
-    noiseless = frame[(frame.sigma_in == 0) & (frame.gain > 1)].sort_values("gain")
-    flat = noiseless[np.abs(noiseless.rate) < 2 * noiseless.rate_stderr + 1e-4]
-    edges = "; ".join(f"input std {s:g}: {e:.2f} measured vs {t:.2f} theory"
-                      for s, e, t in gaps)
-    flat_text = (
-        f"Without input the N = {int(frame.n_hidden.iloc[0])} network is not chaotic just above "
-        f"g = 1: lambda_1 is 0 within 2 standard errors at g = "
-        f"{', '.join(f'{g:g}' for g in flat.gain)} (a periodic or quasi-periodic attractor, a "
-        f"finite-N effect), which blurs the noiseless edge; below g = 1 the state falls to 0 "
-        f"and lambda_1 = log rho(W) (to "
-        f"{out['max |measured - log rho(W)|, input std 0, g < 1']:.1e}), which exceeds log g "
-        f"by up to {out['max |log rho(W) - log g|, g < 1 (finite-N spectral radius)']:.3f} at "
-        f"this N. " if len(flat) else "")
+    # A mean over the chaotic configurations, with the standard error of a mean over them
+    # (their spread includes each exponent's own noise).
+    out[f"mean (measured - theory), chaotic (theory > {NEAR:g})"] = mean_estimate(
+        chaotic.rate - chaotic.theory_rate)
+
+    edges = "; ".join(f"input std {s:g}: {float(e):.2f} ± {e.stderr:.1g} measured vs {t:.2f} "
+                      f"theory" for s, e, t in gaps)
+    driven_edges = [e for s, e, t in gaps if s > 0]
+    above = all(float(e) - 2 * e.stderr > 1 for e in driven_edges)
+    moved = ("Input noise moves the edge above g = 1 (by more than 2 standard errors), as "
+             "mean-field theory predicts. " if driven_edges and above else
+             "The measured edges with input are not all above g = 1 by more than 2 standard "
+             "errors. " if driven_edges else "")
+    low, high = agree.interval()
+    ordered_max = out["max |measured - theory|, ordered, input std > 0"]
+    chaotic_mean = out[f"mean (measured - theory), chaotic (theory > {NEAR:g})"]
+    below = -float(chaotic_mean)
+    if below > 2 * chaotic_mean.stderr:
+        chaotic_text = (f"in the chaotic phase it is on average {below:.3f} ± "
+                        f"{chaotic_mean.stderr:.1g} below it (finite N, tied weights). ")
+    else:
+        chaotic_text = (f"in the chaotic phase it differs from it on average by "
+                        f"{float(chaotic_mean):+.3f} ± {chaotic_mean.stderr:.1g}, within the "
+                        f"noise. ")
+    quiet_gap = out["max |measured - log rho(W)|, input std 0, g < 1"]
+    near = frame[(frame.sigma_in == 0) & (frame.theory_rate > 0)
+                 & (frame.theory_rate <= NEAR)].sort_values("gain")
+    flat_text = ""
+    if len(near):
+        near_max = _extreme(near.rate, near.rate_stderr)
+        deficit = (near.theory_rate - near.rate) / near.rate_stderr
+        flat_text = (
+            f"Without input the N = {int(frame.n_hidden.iloc[0])} network is "
+            + ("much less chaotic than mean field " if deficit.min() > 2 else "")
+            + f"just above g = 1: where mean field gives 0 < lambda_1 <= "
+            f"{NEAR:g} (g = {near.gain.min():g}-{near.gain.max():g}), the measured lambda_1 is "
+            f"at most {float(near_max):.4f} ± {near_max.stderr:.1g}, "
+            + (f"below the mean-field value by at least {deficit.min():.0f} standard errors at "
+               "every such gain " if deficit.min() > 2 else
+               f"more than 2 standard errors below the mean-field value at "
+               f"{int(np.sum(deficit > 2))} of {len(deficit)} such gains ")
+            + "(periodic or quasi-periodic attractors with lambda_1 near 0 or below it: a "
+            "finite-N effect), which blurs the noiseless edge. ")
+    if len(quiet):
+        flat_text += (
+            f"Below g = 1 without input the state falls to 0 and lambda_1 = log rho(W) (to "
+            f"{float(quiet_gap):.1e}, "
+            + ("within its standard errors" if float(quiet_gap) < 2 * quiet_gap.stderr else
+               f"block standard errors up to {quiet_gap.stderr:.0e}")
+            + f"), which exceeds log g by up to "
+            f"{out['max |log rho(W) - log g|, g < 1 (finite-N spectral radius)']:.3f} at this N.")
     out["notes"] = (
-        f"Edge of chaos (gain where lambda_1 crosses 0) - {edges}. Input noise moves the edge "
-        f"above g = 1, as mean-field theory predicts. Away from the edge (|theory| > 0.05) the "
-        f"measured sign agrees with the theory in {agree.sum()} of {len(agree)} cases; with "
-        f"input, the ordered-phase exponent is within "
-        f"{out['max |measured - theory|, ordered, input std > 0']:.3f} of (1/2) log chi_1; in "
-        f"the chaotic phase it is on average "
-        f"{-out['mean (measured - theory), chaotic (theory > 0.05)']:.3f} below it (finite N, "
-        f"tied weights). " + flat_text
+        f"Edge of chaos (gain where lambda_1 crosses 0) - {edges}. " + moved +
+        f"Away from the edge (|theory| > {NEAR:g}) the measured sign agrees with the theory in "
+        f"{agree.successes} of {agree.trials} cases (95% CI {low:.2f}-{high:.2f}); with input, "
+        f"the ordered-phase exponent is within {float(ordered_max):.3f} ± "
+        f"{ordered_max.stderr:.1g} of (1/2) log chi_1; " + chaotic_text + flat_text
     )
     return out
 

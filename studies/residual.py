@@ -18,11 +18,19 @@ the constant matrix I + alpha W); for the untied linear network the exact finite
 the mean-field (1/2) log chi_1 (THEORY.md section 5). The tanh networks get N(0, 1) inputs
 through N(0, 1/N) input weights (pre-activation input variance about 1) and a random initial
 state, so that they leave the fixed point s = 0, where they would be linear.
+
+What the key numbers can be trusted to: every measured exponent is an estimate with its block
+standard error (QR method); a max or min over configurations is reported as (extreme, the
+largest standard error among the configurations that could be the extreme in another run, i.e.
+within Z_AGREE standard errors of it), and a ratio of two exponents carries the propagated
+standard error. The references (log(1 + alpha g), the eigenvalues of the drawn W, the exact
+finite-N untied exponent, mean field) are exact.
 """
 
 import numpy as np
 
-from gradsim import lyapunov_spectrum, make_cell, untied
+from gradsim import Estimate, lyapunov_spectrum, make_cell, untied
+from gradsim.workflow.findings import Z_AGREE
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 from gradsim.theory import (
@@ -94,6 +102,19 @@ def simulate(config, rng):
     return [record]
 
 
+def _extreme(values, stderrs, largest=True):
+    """The max (or min) over configurations of measured values (finite ones), as (extreme, the
+    largest standard error among the configurations within Z_AGREE standard errors of it: those
+    that could be the extreme in another run)."""
+    values, stderrs = np.asarray(values, float), np.asarray(stderrs, float)
+    keep = np.isfinite(values)
+    values, stderrs = values[keep], stderrs[keep]
+    sign = 1.0 if largest else -1.0
+    i = int(np.argmax(sign * values))
+    near = sign * (values[i] - values) <= Z_AGREE * (stderrs + stderrs[i])
+    return Estimate(values[i], float(np.max(stderrs[near])), len(values))
+
+
 def _label(cell, act, alpha, n):
     if cell == "rnn":
         return f"plain {act} RNN (no skip), N={n}, x = gain g"
@@ -153,41 +174,57 @@ def summarize(frame):
     res = frame[frame.cell == "residual"]
     lin = res[res.activation == "linear"]
     tied, untied_ = lin[lin.weights == "tied"], lin[lin.weights == "untied"]
+    # |measured - reference|: the reference is exact, so each carries its rate's standard error.
     out = {
-        "max |tied linear measured - max log|1 + alpha mu||": float(
-            np.max(np.abs(tied.rate - tied.exact_finite_n))),
-        "max |tied linear measured - log(1 + alpha g)|": float(
-            np.max(np.abs(tied.rate - tied.theory_tied))),
-        "max |untied linear measured - exact finite-N|": float(
-            np.max(np.abs(untied_.rate - untied_.exact_finite_n))),
-        "max |untied linear measured - (1/2) log(1 + alpha^2 g^2)|": float(
-            np.max(np.abs(untied_.rate - untied_.theory_untied))),
+        "max |tied linear measured - max log|1 + alpha mu||": _extreme(
+            np.abs(tied.rate - tied.exact_finite_n), tied.rate_stderr),
+        "max |tied linear measured - log(1 + alpha g)|": _extreme(
+            np.abs(tied.rate - tied.theory_tied), tied.rate_stderr),
+        "max |untied linear measured - exact finite-N|": _extreme(
+            np.abs(untied_.rate - untied_.exact_finite_n), untied_.rate_stderr),
+        "max |untied linear measured - (1/2) log(1 + alpha^2 g^2)|": _extreme(
+            np.abs(untied_.rate - untied_.theory_untied), untied_.rate_stderr),
     }
     pairs = tied.merge(untied_, on=["alpha", "gain"], suffixes=("_tied", "_untied"))
     ratio = pairs.rate_tied / pairs.rate_untied
-    out["tied / untied growth rate, linear (min)"] = float(ratio.min())
-    out["tied / untied growth rate, linear (max)"] = float(ratio.max())
+    ratio_stderr = np.abs(ratio) * np.hypot(pairs.rate_stderr_tied / pairs.rate_tied,
+                                            pairs.rate_stderr_untied / pairs.rate_untied)
+    ratio_min = _extreme(ratio, ratio_stderr, largest=False)
+    ratio_max = _extreme(ratio, ratio_stderr)
+    out["tied / untied growth rate, linear (min)"] = ratio_min
+    out["tied / untied growth rate, linear (max)"] = ratio_max
     tanh_res = res[res.activation == "tanh"]
     rnn = frame[frame.cell == "rnn"]
-    out["min lambda_1, tanh residual (any alpha g)"] = float(tanh_res.rate.min())
-    out["min lambda_1, plain tanh RNN"] = float(rnn.rate.min())
+    tanh_min = _extreme(tanh_res.rate, tanh_res.rate_stderr, largest=False)
+    tanh_max = _extreme(tanh_res.rate, tanh_res.rate_stderr)
+    res_min = _extreme(res.rate, res.rate_stderr, largest=False)
+    out["min lambda_1, tanh residual (any alpha g)"] = tanh_min
+    out["min lambda_1, plain tanh RNN"] = _extreme(rnn.rate, rnn.rate_stderr, largest=False)
     rnn_u = rnn[rnn.weights == "untied"]
-    out["max |untied plain RNN - mean field|"] = float(
-        np.max(np.abs(rnn_u.rate - rnn_u.mean_field)))
+    out["max |untied plain RNN - mean field|"] = _extreme(
+        np.abs(rnn_u.rate - rnn_u.mean_field), rnn_u.rate_stderr)
     low = rnn.gain.min()
-    plain_low = rnn[rnn.gain == low].rate
+    plain_low = rnn[rnn.gain == low]
+    plain_fast = _extreme(-plain_low.rate, plain_low.rate_stderr)
+    tied_gap = out["max |tied linear measured - max log|1 + alpha mu||"]
+    # Stated as positive only if the smallest residual exponent is more than 2 s.e. above 0.
+    sign = ("positive: none decays" if res_min - 2 * res_min.stderr > 0
+            else "not significantly below 0" if res_min + 2 * res_min.stderr > 0
+            else "negative")
     out["notes"] = (
         f"Skip connections stop the vanishing: the plain tanh RNN decays at up to "
-        f"{-plain_low.min():.2f} nats per step at gain {low:g}, while the smallest top exponent "
-        f"of any residual network in the grid is {res.rate.min():+.3f} per step (linear and "
-        f"tanh, tied and untied). The tied linear network grows "
-        f"{ratio.min():.2f}-{ratio.max():.2f} times faster than the untied one: "
-        f"the mean-field rate (1/2) log(1 + alpha^2 g^2) underestimates tied growth, which is "
-        f"log max|1 + alpha mu| of the drawn W to "
-        f"{out['max |tied linear measured - max log|1 + alpha mu||']:.1e}. With tanh the state "
-        f"drifts until the branch saturates and the Jacobian approaches I: the tied and untied "
-        f"tanh residual exponents stay between {tanh_res.rate.min():.3f} and "
-        f"{tanh_res.rate.max():.3f} per step, neither vanishing nor exploding, whatever alpha g."
+        f"{float(plain_fast):.2f} ± {plain_fast.stderr:.1g} nats per step at gain {low:g}, while "
+        f"the smallest top exponent of any residual network in the grid is "
+        f"{float(res_min):+.4f} ± {res_min.stderr:.1g} per step, {sign} (linear and tanh, tied "
+        f"and untied). The tied linear network grows {float(ratio_min):.2f} ± "
+        f"{ratio_min.stderr:.1g} to {float(ratio_max):.1f} ± {ratio_max.stderr:.1g} times faster "
+        f"than the untied one: the mean-field rate (1/2) log(1 + alpha^2 g^2) underestimates "
+        f"tied growth, which is log max|1 + alpha mu| of the drawn W to {float(tied_gap):.1e} "
+        f"(block standard errors up to {tied_gap.stderr:.0e}). With tanh the state drifts "
+        f"until the branch saturates and the Jacobian approaches I: the tied and untied tanh "
+        f"residual exponents stay between {float(tanh_min):.4f} ± {tanh_min.stderr:.1g} and "
+        f"{float(tanh_max):.3f} ± {tanh_max.stderr:.1g} per step, neither vanishing nor "
+        f"exploding, whatever alpha g."
     )
     return out
 
