@@ -13,11 +13,19 @@ the cell of step t (untied weights, the mean-field setting); the callable must r
 cell for the same t, because :func:`gradient_norms` calls it again on the way back.
 
 Modules: :mod:`._problem` (arguments), :mod:`.qr` (re-orthonormalisation), :mod:`.trajectory`
-(``unroll``, ``jacobian_product``), :mod:`.spectrum`, :mod:`.singular`, :mod:`.gradients`,
-:mod:`.untied`.
+(``unroll``, ``jacobian_product``), :mod:`.spectrum`, :mod:`.observables` (functions of a
+spectrum: Kaplan-Yorke dimension, entropy rate, their standard errors), :mod:`.singular`,
+:mod:`.gradients`, :mod:`.untied`.
 """
 
 from .gradients import gradient_norms
+from .observables import (
+    SpectrumObservables,
+    entropy_rate,
+    kaplan_yorke_dimension,
+    positive_fraction,
+    spectrum_observables,
+)
 from .singular import log_singular_values
 from .spectrum import LyapunovSpectrum, lyapunov_spectrum
 from .trajectory import jacobian_product, unroll
@@ -31,4 +39,9 @@ __all__ = [
     "gradient_norms",
     "LyapunovSpectrum",
     "untied",
+    "kaplan_yorke_dimension",
+    "entropy_rate",
+    "positive_fraction",
+    "spectrum_observables",
+    "SpectrumObservables",
 ]

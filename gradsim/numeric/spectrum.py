@@ -16,7 +16,7 @@ from .qr import make_frame
 
 @dataclass(frozen=True)
 class LyapunovSpectrum:
-    """Result of :func:`lyapunov_spectrum`.
+    r"""Result of :func:`lyapunov_spectrum`.
 
     Attributes
     ----------
@@ -28,17 +28,26 @@ class LyapunovSpectrum:
         The exponent measured over each block of steps after the warm-up.
     n_steps : int
         Steps averaged over (T - warmup).
+    participation : ndarray, shape (...), or None
+        With ``participation=True``: the participation ratio :math:`1 / \sum_i q_i^4` of the
+        leading Lyapunov vector q (the frame's first column, unit norm), averaged over the
+        measured steps; between 1 (one coordinate) and P (all coordinates alike). Divide by P
+        for the fraction of coordinates it spreads over. None unless asked for.
+    block_participation : ndarray, shape (n_blocks, ...), or None
+        Its average over each block of :attr:`block_exponents`; None unless asked for.
     """
 
     exponents: np.ndarray
     stderr: np.ndarray
     block_exponents: np.ndarray
     n_steps: int
+    participation: np.ndarray | None = None
+    block_participation: np.ndarray | None = None
 
 
 def lyapunov_spectrum(
     cell, inputs, state0=None, k=None, warmup: int = 0, path: str = "full", *, n_blocks: int = 20,
-    rng=0,
+    rng=0, participation: bool = False,
 ) -> LyapunovSpectrum:
     r"""Lyapunov exponents of the Jacobian products by QR (Benettin et al. 1980) re-orthonormalisation.
 
@@ -65,6 +74,14 @@ def lyapunov_spectrum(
     rng : seed or Generator
         Draws the Haar-random starting frame when k < P (seed 0 by default, so results are
         reproducible); the full spectrum starts from the identity.
+    participation : bool
+        Also measure the participation ratio of the leading Lyapunov vector, the frame's first
+        column q (unit norm), :math:`\mathrm{PR} = 1 / \sum_i q_i^4`, at every measured step
+        (Engelken, Wolf & Abbott 2023's code reads it after each QR; the first column of
+        a Gram-Schmidt frame is the first pushed column normalised, so reading it every step
+        needs no QR and does not depend on the QR schedule). It is the vector whose growth
+        gives the first exponent before sorting: the leading one, unless the frame started
+        orthogonal to it. Costs O(P) per step and changes no other result.
 
     Returns
     -------
@@ -104,6 +121,8 @@ def lyapunov_spectrum(
     # a boundary between averaging blocks reads the growth so far without a QR (frame.peek),
     # so that the members keep their own QR schedules.
     credited = np.zeros(problem.batch_shape + (k,))
+    if participation:
+        block_pr = np.zeros((n_blocks,) + problem.batch_shape)
     for t in range(problem.n_steps):
         cell_t, x_t, previous = problem.cell(t), problem.input_at(t), state
         state, jac = cell_t._jacobian_operator(previous, x_t, path)
@@ -132,6 +151,8 @@ def lyapunov_spectrum(
                 credited[member] = 0.0
             if done > warmup:
                 block_sums[block] += fresh
+        if participation and done > warmup:
+            block_pr[block] += _participation_ratio(frame.frame)
     lengths = np.diff(edges).reshape((n_blocks,) + (1,) * (len(problem.batch_shape) + 1))
     block_exponents = block_sums / lengths
     # Sums over the blocks one block at a time: numpy's reductions may sum pairwise or in
@@ -146,12 +167,31 @@ def lyapunov_spectrum(
         else:
             stderr = np.full_like(exponents, np.nan)
     order = np.argsort(-exponents, axis=-1, kind="stable")
+    extra = {}
+    if participation:
+        extra["participation"] = _sum_over_blocks(block_pr) / measured
+        extra["block_participation"] = block_pr / lengths[..., 0]
     return LyapunovSpectrum(
         exponents=np.take_along_axis(exponents, order, -1),
         stderr=np.take_along_axis(stderr, order, -1),
         block_exponents=np.take_along_axis(block_exponents, order[None], -1),
         n_steps=measured,
+        **extra,
     )
+
+
+def _participation_ratio(frame):
+    """1 / sum_i q_i^4 of the unit vector q along the first column of ``frame`` (..., P, k).
+
+    The column is scaled by its largest entry first (between QRs it may have grown or shrunk by
+    up to e^200, whose fourth power is outside float64). Each member's sums run over its own
+    contiguous row, so a member's bits do not depend on the batch.
+    """
+    column = np.abs(frame[..., 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = column / np.max(column, axis=-1, keepdims=True)
+        u2 = u * u
+        return np.sum(u2, axis=-1) ** 2 / np.sum(u2 * u2, axis=-1)
 
 
 def _sum_over_blocks(values):

@@ -1,4 +1,8 @@
-"""Exact and asymptotic predictions of THEORY.md, one function per result."""
+"""Exact and asymptotic predictions of THEORY.md, one function per result.
+
+Modules: :mod:`.predictions` (THEORY.md sections 1-11), :mod:`.rate` (random rate networks:
+mean exponent, trivial fixed point, mean-field largest exponents of the map and the flow).
+"""
 
 from .predictions import (
     ACTIVATION_NAMES,
@@ -42,6 +46,15 @@ from .predictions import (
     adding_problem_baseline_mse,
     copy_task_baseline,
 )
+from .rate import (
+    ginibre_log_det_mean,
+    map_mean_exponent,
+    circular_law_exponent_cdf,
+    trivial_fixed_point_exponents,
+    map_max_exponent_dmft,
+    continuous_time_exponent_sum,
+    continuous_time_max_exponent_dmft,
+)
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -84,4 +97,11 @@ __all__ = [
     "latch_gradient_log",
     "adding_problem_baseline_mse",
     "copy_task_baseline",
+    "ginibre_log_det_mean",
+    "map_mean_exponent",
+    "circular_law_exponent_cdf",
+    "trivial_fixed_point_exponents",
+    "map_max_exponent_dmft",
+    "continuous_time_exponent_sum",
+    "continuous_time_max_exponent_dmft",
 ]
