@@ -52,6 +52,8 @@ def _spectrum(exponents) -> np.ndarray:
             "`exponents` must be an array of exponents (..., k), such as lyapunov_spectrum(...)"
             ".exponents; got a LyapunovSpectrum (pass its .exponents, or use spectrum_observables)."
         )
+    if np.iscomplexobj(exponents):
+        raise TypeError("`exponents` must be an array of real numbers of shape (..., k); got complex values.")
     try:
         array = np.asarray(exponents, dtype=np.float64)
     except (TypeError, ValueError):
