@@ -5,15 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from .. import init as _init
-from .._validate import as_rng, choice, finite_number, positive_int, positive_number
+from .._validate import as_rng, choice, describe, finite_number, positive_int, positive_number
 from .base import ACTIVATIONS, Cell
 from .classic import RNN, ResidualRNN
 from .ensemble import stack_cells
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
+from .rate import RATE_INTEGRATORS, LeakyRNN, RateRNN, _check_alpha
 
-CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru")
-_N_GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3}
+CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate")
+_N_GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3, "leaky": 1, "rate": 1}
+# The kinds with one square recurrent matrix W_hh, whose diagonal is the self-coupling.
+_SQUARE_KINDS = ("rnn", "irnn", "residual", "leaky", "rate")
+# The leak or branch weight `alpha` of the kinds that have one, when it is not given.
+_DEFAULT_ALPHA = {"residual": 1.0, "leaky": 0.1}
 
 
 def make_cell(
@@ -25,7 +30,10 @@ def make_cell(
     gain: float = 1.0,
     activation: str = "tanh",
     variant: str = "torch",
-    alpha: float = 1.0,
+    alpha: float | None = None,
+    dt: float | None = None,
+    integrator: str | None = None,
+    zero_diagonal: bool = False,
     input_gain: float = 1.0,
     bias_std: float = 0.0,
     forget_bias: float | None = None,
@@ -37,9 +45,12 @@ def make_cell(
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate"}
         ``"irnn"`` is an RNN with ReLU, recurrent weights ``gain * I`` and zero bias
-        (Le, Jaitly & Hinton 2015), whatever ``init`` says.
+        (Le, Jaitly & Hinton 2015), whatever ``init`` says. ``"leaky"`` is a
+        :class:`~gradsim.cells.rate.LeakyRNN`, ``"rate"`` a :class:`~gradsim.cells.rate.RateRNN`
+        (with ``init="gaussian"``, ``gain=g`` and ``zero_diagonal=True``, the random network
+        of Engelken, Wolf & Abbott 2023, J_ij ~ N(0, g^2 / N), J_ii = 0).
     n_hidden, n_input : int
         N and I; ``n_input=0`` gives a cell without input weights.
     init : str
@@ -48,11 +59,21 @@ def make_cell(
     gain : float
         Gain (or identity scale) of the recurrent blocks.
     activation : str
-        RNN and residual cells only.
+        RNN, residual, leaky and rate cells.
     variant : str
         GRU only.
-    alpha : float
-        Residual cells only: weight of the residual branch.
+    alpha : float or array of shape (n_hidden,), optional
+        Residual cells: weight of the residual branch (default 1). Leaky cells: the leak rate
+        in (0, 1] (default 0.1). Checked as a number for the other kinds and ignored, except
+        for ``"rate"``, where it is an error (its leak is ``dt``).
+    dt : float, optional
+        Rate cells only: the step in units of tau (default 1: the map).
+    integrator : {"euler", "rk4"}, optional
+        Rate cells only (default ``"euler"``).
+    zero_diagonal : bool
+        No self-coupling: the diagonal of the recurrent matrix is set to 0 after it is drawn
+        (the other entries are those of ``zero_diagonal=False``, from the same draws). For the
+        kinds with one square recurrent matrix: rnn, irnn, residual, leaky, rate.
     input_gain : float
         Input weights are N(0, input_gain^2 / I) (unless ``init="pytorch"``).
     bias_std : float
@@ -87,6 +108,26 @@ def make_cell(
             raise ValueError(
                 f"`chrono_t_max` must be a number > 2 (the longest memory in steps); got {chrono_t_max!r}."
             )
+    if alpha is not None and kind == "rate":
+        raise ValueError(
+            f"`alpha` does not apply to kind='rate' (its leak per step is `dt`); got alpha={describe(alpha)}."
+        )
+    if alpha is not None:
+        alpha = _check_alpha(alpha, n) if kind == "leaky" else finite_number(alpha, "alpha")
+    if (dt is not None or integrator is not None) and kind != "rate":
+        raise ValueError(f"`dt` and `integrator` apply to kind='rate' only; got kind={kind!r}.")
+    if dt is not None:
+        dt = positive_number(dt, "dt")
+    if integrator is not None:
+        choice(integrator, "integrator", RATE_INTEGRATORS)
+    if not isinstance(zero_diagonal, (bool, np.bool_)):
+        raise TypeError(f"`zero_diagonal` must be True or False; got {describe(zero_diagonal)}.")
+    if zero_diagonal and kind not in _SQUARE_KINDS:
+        listed = ", ".join(repr(k) for k in _SQUARE_KINDS)
+        raise ValueError(
+            f"`zero_diagonal` applies to the kinds with one square recurrent matrix ({listed}); "
+            f"got kind={kind!r}."
+        )
     gain = positive_number(gain, "gain", allow_zero=True)
     input_gain = positive_number(input_gain, "input_gain", allow_zero=True)
     bias_std = positive_number(bias_std, "bias_std", allow_zero=True)
@@ -98,9 +139,9 @@ def make_cell(
     if ensemble is not None:
         size = positive_int(ensemble, "ensemble")
         options = dict(
-            init=init, gain=gain, activation=activation, variant=variant, alpha=alpha,
-            input_gain=input_gain, bias_std=bias_std, forget_bias=forget_bias,
-            chrono_t_max=chrono_t_max,
+            init=init, gain=gain, activation=activation, variant=variant, alpha=alpha, dt=dt,
+            integrator=integrator, zero_diagonal=zero_diagonal, input_gain=input_gain,
+            bias_std=bias_std, forget_bias=forget_bias, chrono_t_max=chrono_t_max,
         )
         return stack_cells([make_cell(kind, n, n_in, rng=child, **options) for child in rng.spawn(size)])
     gates = _N_GATES[kind]
@@ -119,11 +160,22 @@ def make_cell(
     if kind == "irnn":
         b_hh = np.zeros(n)
         b_ih = np.zeros(n)
+    if zero_diagonal:
+        np.fill_diagonal(w_hh, 0.0)
+    if alpha is None:
+        alpha = _DEFAULT_ALPHA.get(kind)
     if kind in ("rnn", "irnn"):
         act = "relu" if kind == "irnn" else activation
         return RNN(w_hh, w_ih, b_hh, b_ih, activation=act)
     if kind == "residual":
         return ResidualRNN(w_hh, w_ih, b_hh, b_ih, activation=activation, alpha=alpha)
+    if kind == "leaky":
+        return LeakyRNN(w_hh, w_ih, b_hh, b_ih, alpha=alpha, activation=activation)
+    if kind == "rate":
+        return RateRNN(
+            w_hh, w_ih, b_hh, b_ih, dt=1.0 if dt is None else dt,
+            integrator=integrator or "euler", activation=activation,
+        )
     if kind == "gru":
         return GRU(w_ih, w_hh, b_ih, b_hh, variant=variant)
     if chrono_t_max is not None:

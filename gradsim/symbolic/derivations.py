@@ -51,7 +51,19 @@ from sympy.matrices.expressions.hadamard import HadamardProduct
 from sympy.printing.latex import LatexPrinter
 
 from .._validate import choice, describe, finite_array, positive_int
-from ..cells import ACTIVATIONS, CELL_KINDS, GRU, GRU_VARIANTS, LSTM, RNN, Cell, ResidualRNN
+from ..cells import (
+    ACTIVATIONS,
+    CELL_KINDS,
+    GRU,
+    GRU_VARIANTS,
+    LSTM,
+    RATE_INTEGRATORS,
+    RNN,
+    Cell,
+    LeakyRNN,
+    RateRNN,
+    ResidualRNN,
+)
 from ..numeric import jacobian_product
 
 __all__ = [
@@ -80,7 +92,27 @@ MAX_EXPLICIT_N = 4
 #: Longest explicit unrolling (compositions and products of T written-out steps).
 MAX_EXPLICIT_T = 32
 
-_GATES = {"rnn": ("h",), "irnn": ("h",), "residual": ("h",), "lstm": "ifgo", "gru": "rzn"}
+_GATES = {
+    "rnn": ("h",),
+    "irnn": ("h",),
+    "residual": ("h",),
+    "lstm": "ifgo",
+    "gru": "rzn",
+    "leaky": ("h",),
+    "rate": ("h",),
+}
+# The numeric class of each kind, and the kinds that take `alpha` (residual: the branch weight;
+# leaky: the leak rate).
+_NUMERIC = {
+    "rnn": RNN,
+    "irnn": RNN,
+    "residual": ResidualRNN,
+    "lstm": LSTM,
+    "gru": GRU,
+    "leaky": LeakyRNN,
+    "rate": RateRNN,
+}
+_ALPHA_KINDS = ("residual", "leaky")
 _PARAM_NAMES = ("weight_hh", "weight_ih", "bias_hh", "bias_ih")
 _PATHS = {"lstm": ("full", "cell", "hidden"), "gru": ("full", "direct")}
 _LAMBDIFY_MODULES = [{"sigmoid": expit}, "numpy"]
@@ -349,7 +381,13 @@ class SymbolicCell:
     * ``"lstm"``: gates (i, f, g, o) from :math:`W_{ih} x + b_{ih} + W_{hh} h + b_{hh}`,
       :math:`c' = f \odot c + i \odot g`, :math:`h' = o \odot \tanh(c')`, state (h, c);
     * ``"gru"``: gates (r, z, n); ``variant`` "torch" (reset after the matmul), "reset_before"
-      or "chung" (see :class:`gradsim.GRU`).
+      or "chung" (see :class:`gradsim.GRU`);
+    * ``"leaky"``: :math:`h' = (1 - \alpha) h + \alpha\, \phi(W_{hh} h + b_{hh} + W_{ih} x + b_{ih})`;
+    * ``"rate"``: the rate ODE :math:`\dot h = f(h) = -h + W_{hh} \phi(h) + b_{hh} + W_{ih} x +
+      b_{ih}` (the state h is the current, :class:`gradsim.RateRNN`'s x; the input x is held over
+      the step), one ``integrator`` step of length ``dt``: Euler :math:`h' = (1 - dt) h + dt
+      (f(h) + h)`, or classical RK4 written out stage by stage, so that its Jacobian is the
+      derivative of the whole RK4 step.
 
     Attributes
     ----------
@@ -361,7 +399,11 @@ class SymbolicCell:
     variant : str or None
         GRU only.
     alpha : sympy expression or None
-        Residual only: the symbol alpha, or an exact number.
+        Residual and leaky only: the symbol alpha, or an exact number.
+    dt : sympy expression or None
+        Rate only: the symbol dt, or an exact number.
+    integrator : str or None
+        Rate only: ``"euler"`` or ``"rk4"``.
     state : sympy ImmutableMatrix, shape (S, 1)
         ``h_1 .. h_N`` (then ``c_1 .. c_N`` for the LSTM, S = 2 N).
     inputs : sympy ImmutableMatrix, shape (I, 1)
@@ -382,6 +424,8 @@ class SymbolicCell:
     inputs: sp.ImmutableMatrix
     params: types.MappingProxyType
     update: sp.ImmutableMatrix
+    dt: sp.Expr | None = None
+    integrator: str | None = None
     # GRU: the update with the h of the skip term z * h replaced by `_skip` (the direct path).
     _skip: sp.ImmutableMatrix | None = field(default=None, repr=False)
     _split_update: sp.ImmutableMatrix | None = field(default=None, repr=False)
@@ -400,12 +444,15 @@ class SymbolicCell:
     @property
     def arguments(self) -> tuple[sp.Symbol, ...]:
         """Every free symbol in the order the lambdified functions take them: state, inputs,
-        weight_hh, weight_ih, bias_hh, bias_ih (row-major), then alpha if it is a symbol."""
+        weight_hh, weight_ih, bias_hh, bias_ih (row-major), then alpha and dt if they are
+        symbols."""
         out = list(self.state) + list(self.inputs)
         for name in _PARAM_NAMES:
             out.extend(self.params[name])
         if isinstance(self.alpha, sp.Symbol):
             out.append(self.alpha)
+        if isinstance(self.dt, sp.Symbol):
+            out.append(self.dt)
         return tuple(out)
 
     def jacobian(self, path: str = "full") -> sp.ImmutableMatrix:
@@ -513,16 +560,25 @@ class SymbolicCell:
         s, m = self.state_size, self.n_input
         state = finite_array(state, "state", shape=(s,))
         x = np.zeros(m) if x is None else finite_array(x, "x", shape=(m,))
-        arrays, alpha = self._numeric_params(params)
+        arrays, alpha, dt = self._numeric_params(params)
         values = list(state) + list(x)
         for name in _PARAM_NAMES:
             values.extend(np.ravel(arrays[name]))
+        if isinstance(alpha, np.ndarray) and self.alpha is not None:
+            raise ValueError(
+                "`params` must have one alpha for every unit (the symbolic cell's alpha is one "
+                f"number); got an array of shape {alpha.shape}."
+            )
         if isinstance(self.alpha, sp.Symbol):
             values.append(alpha)
         elif self.alpha is not None and alpha is not None and alpha != float(self.alpha):
             raise ValueError(
                 f"`params` must have alpha = {self.alpha} (the symbolic cell's); got {alpha!r}."
             )
+        if isinstance(self.dt, sp.Symbol):
+            values.append(dt)
+        elif self.dt is not None and dt is not None and dt != float(self.dt):
+            raise ValueError(f"`params` must have dt = {self.dt} (the symbolic cell's); got {dt!r}.")
         return values
 
     def _numeric_params(self, params):
@@ -530,34 +586,31 @@ class SymbolicCell:
         rows, n, m = gates * self.n_hidden, self.n_hidden, self.n_input
         if isinstance(params, Cell):
             expected = self._describe_numeric()
-            ok = {
-                "rnn": type(params) is RNN,
-                "irnn": type(params) is RNN,
-                "residual": type(params) is ResidualRNN,
-                "lstm": type(params) is LSTM,
-                "gru": type(params) is GRU,
-            }[self.kind]
+            ok = type(params) is _NUMERIC[self.kind]
             ok = ok and params.n_hidden == n and params.n_input == m
             if ok and self.activation is not None:
                 ok = params.activation == self.activation
             if ok and self.variant is not None:
                 ok = params.variant == self.variant
+            if ok and self.integrator is not None:
+                ok = params.integrator == self.integrator
             if not ok:
                 got = (
                     f"{type(params).__name__}(n_hidden={params.n_hidden}, n_input={params.n_input}"
                 )
-                for attr in ("activation", "variant"):
+                for attr in ("activation", "variant", "integrator"):
                     if hasattr(params, attr):
                         got += f", {attr}={getattr(params, attr)!r}"
                 raise ValueError(f"`params` must be {expected}; got {got}).")
             arrays = {name: getattr(params, name) for name in _PARAM_NAMES}
-            return arrays, getattr(params, "alpha", None)
+            return arrays, getattr(params, "alpha", None), getattr(params, "dt", None)
         if not isinstance(params, (dict, types.MappingProxyType)):
             raise TypeError(
                 f"`params` must be a numeric gradsim cell or a mapping of its arrays "
                 f"({', '.join(_PARAM_NAMES)}); got {describe(params)}."
             )
         needed = _PARAM_NAMES + (("alpha",) if isinstance(self.alpha, sp.Symbol) else ())
+        needed = needed + (("dt",) if isinstance(self.dt, sp.Symbol) else ())
         missing = [k for k in needed if k not in params]
         if missing:
             raise ValueError(
@@ -575,21 +628,20 @@ class SymbolicCell:
         alpha = params.get("alpha")
         if alpha is not None:
             alpha = float(finite_array(alpha, "params['alpha']", shape=()))
-        return arrays, alpha
+        dt = params.get("dt")
+        if dt is not None:
+            dt = float(finite_array(dt, "params['dt']", shape=()))
+        return arrays, alpha, dt
 
     def _describe_numeric(self) -> str:
-        cls = {
-            "rnn": "RNN",
-            "irnn": "RNN",
-            "residual": "ResidualRNN",
-            "lstm": "LSTM",
-            "gru": "GRU",
-        }[self.kind]
+        cls = _NUMERIC[self.kind].__name__
         text = f"a numeric {cls}(n_hidden={self.n_hidden}, n_input={self.n_input}"
         if self.activation is not None:
             text += f", activation={self.activation!r}"
         if self.variant is not None:
             text += f", variant={self.variant!r}"
+        if self.integrator is not None:
+            text += f", integrator={self.integrator!r}"
         return text + ") or a mapping of its arrays"
 
 
@@ -622,12 +674,14 @@ def symbolic_cell(
     activation: str = "tanh",
     variant: str = "torch",
     alpha=None,
+    dt=None,
+    integrator: str = "euler",
 ) -> SymbolicCell:
     """The update equations of a cell in sympy, with explicit symbol matrices.
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate"}
         As in :func:`gradsim.make_cell`; ``"irnn"`` is an RNN with ReLU (its identity
         initialisation is a choice of values, not of equations).
     n_hidden : int
@@ -635,12 +689,17 @@ def symbolic_cell(
     n_input : int
         I, between 0 and :data:`MAX_EXPLICIT_N`.
     activation : {"tanh", "relu", "linear", "sigmoid"}
-        RNN and residual kinds; checked for every kind (as in make_cell), ignored for the others.
+        RNN, residual, leaky and rate kinds; checked for every kind (as in make_cell), ignored
+        for the others.
     variant : {"torch", "reset_before", "chung"}
         GRU only; checked for every kind.
     alpha : number, optional
-        Residual only: the residual branch's weight as an exact number (floats by their decimal
-        repr); None leaves it the symbol alpha.
+        Residual: the residual branch's weight; leaky: the leak rate (one for all units). An
+        exact number (floats by their decimal repr); None leaves it the symbol alpha.
+    dt : number, optional
+        Rate only: the step as an exact positive number; None leaves it the symbol dt.
+    integrator : {"euler", "rk4"}
+        Rate only; checked for every kind.
 
     Returns
     -------
@@ -651,23 +710,30 @@ def symbolic_cell(
     ------
     ValueError
         Unknown kind, activation or variant; N or I out of range (the explicit limit is
-        N <= MAX_EXPLICIT_N); alpha for a kind other than "residual".
+        N <= MAX_EXPLICIT_N); alpha for a kind other than "residual" and "leaky"; dt for a kind
+        other than "rate", or not a positive finite number; an unknown integrator.
     """
     choice(kind, "kind", CELL_KINDS)
     n = _explicit_size(n_hidden, "n_hidden", 1)
     m = _explicit_size(n_input, "n_input", 0)
     choice(activation, "activation", tuple(ACTIVATIONS))
     choice(variant, "variant", GRU_VARIANTS)
+    choice(integrator, "integrator", RATE_INTEGRATORS)
     activation, variant, alpha = _options(kind, activation, variant, alpha)
-    return _symbolic_cell(kind, n, m, activation, variant, alpha)
+    dt, integrator = _rate_options(kind, dt, integrator)
+    return _symbolic_cell(kind, n, m, activation, variant, alpha, dt, integrator)
 
 
 def _options(kind, activation, variant, alpha):
     """The options that matter for ``kind`` (the rest set to None), so that caches share entries."""
     if alpha is not None:
-        if kind != "residual":
-            raise ValueError(f"`alpha` applies to kind='residual' only; got kind={kind!r}.")
+        if kind not in _ALPHA_KINDS:
+            raise ValueError(
+                f"`alpha` applies to kind='residual' or kind='leaky' only; got kind={kind!r}."
+            )
         alpha = _exact(alpha, "alpha")
+        if kind == "leaky" and not 0 < alpha <= 1:
+            raise ValueError(f"`alpha` must be a leak rate in (0, 1] for kind='leaky'; got {alpha}.")
     if kind in ("lstm", "gru"):
         activation = None
     elif kind == "irnn":
@@ -677,8 +743,21 @@ def _options(kind, activation, variant, alpha):
     return activation, variant, alpha
 
 
+def _rate_options(kind, dt, integrator):
+    """(dt, integrator) of a rate cell as exact values; (None, None) for the other kinds."""
+    if kind != "rate":
+        if dt is not None:
+            raise ValueError(f"`dt` applies to kind='rate' only; got kind={kind!r}.")
+        return None, None
+    if dt is not None:
+        dt = _exact(dt, "dt")
+        if not dt > 0:
+            raise ValueError(f"`dt` must be a positive finite number; got {dt}.")
+    return dt, integrator
+
+
 @functools.cache
-def _symbolic_cell(kind, n, m, activation, variant, alpha) -> SymbolicCell:
+def _symbolic_cell(kind, n, m, activation, variant, alpha, dt=None, integrator=None) -> SymbolicCell:
     gates = _GATES[kind]
     if kind in ("lstm", "gru"):
         blocks = {
@@ -707,6 +786,32 @@ def _symbolic_cell(kind, n, m, activation, variant, alpha) -> SymbolicCell:
                 alpha = sp.Symbol("alpha", real=True)
             new = h + alpha * new
         state, update = h, sp.ImmutableMatrix(new)
+    elif kind == "leaky":
+        a = params["weight_hh"] * h + params["bias_hh"] + affine_x
+        if alpha is None:
+            alpha = sp.Symbol("alpha", real=True)
+        new = (1 - alpha) * h + alpha * _apply(lambda e: _phi(activation, e), a)
+        state, update = h, sp.ImmutableMatrix(new)
+    elif kind == "rate":
+        if dt is None:
+            dt = sp.Symbol("dt", positive=True)
+        drive = params["bias_hh"] + affine_x
+
+        def recurrent(y):  # W_hh phi(y)
+            return params["weight_hh"] * _apply(lambda e: _phi(activation, e), y)
+
+        def field(y):  # the vector field f(y) = -y + W_hh phi(y) + W_ih x + b
+            return -y + recurrent(y) + drive
+
+        if integrator == "euler":
+            new = (1 - dt) * h + dt * (recurrent(h) + drive)
+        else:  # classical RK4, the input held over the step
+            k1 = field(h)
+            k2 = field(h + dt / 2 * k1)
+            k3 = field(h + dt / 2 * k2)
+            k4 = field(h + dt * k3)
+            new = h + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        state, update = h, sp.ImmutableMatrix(new)
     elif kind == "lstm":
         c = _vector("c", n)
         a = params["weight_hh"] * h + params["bias_hh"] + affine_x
@@ -733,6 +838,8 @@ def _symbolic_cell(kind, n, m, activation, variant, alpha) -> SymbolicCell:
         inputs=x,
         params=types.MappingProxyType(params),
         update=sp.ImmutableMatrix(update),
+        dt=dt,
+        integrator=integrator,
         _skip=skip,
         _split_update=split,
     )
@@ -963,6 +1070,7 @@ class MatrixForm:
     update: types.MappingProxyType
     blocks: types.MappingProxyType
     display: types.MappingProxyType = field(repr=False)
+    dt: sp.Expr | None = None
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -1006,6 +1114,7 @@ class MatrixForm:
             self.activation or "tanh",
             self.variant or "torch",
             alpha=None if self.alpha is None or isinstance(self.alpha, sp.Symbol) else self.alpha,
+            dt=None if self.dt is None or isinstance(self.dt, sp.Symbol) else self.dt,
         )
         n = self.n_hidden
         values = {self.symbols["h"]: cell.state[:n, :]}
@@ -1026,6 +1135,8 @@ class MatrixForm:
                 values[self.symbols[f"W_i{tag}"]] = cell.params["weight_ih"][rows, :]
         if isinstance(self.alpha, sp.Symbol):
             values[self.alpha] = cell.alpha
+        if isinstance(self.dt, sp.Symbol):
+            values[self.dt] = cell.dt
         return sp.ImmutableMatrix(_explicit(self.jacobian(path), values))
 
     def latex(self, path: str = "full") -> tuple[str, ...]:
@@ -1064,6 +1175,7 @@ def matrix_form_jacobian(
     alpha=None,
     n_hidden: int | None = None,
     n_input: int | None = None,
+    dt=None,
 ) -> MatrixForm:
     r"""The update equations with ``MatrixSymbol`` weights and their derived Jacobian blocks.
 
@@ -1072,7 +1184,9 @@ def matrix_form_jacobian(
     :math:`\sigma' = \sigma(1-\sigma)`:
 
     * RNN: :math:`\operatorname{diag}(\phi'(a)) W_{hh}`; residual: :math:`I + \alpha
-      \operatorname{diag}(\phi'(a)) W_{hh}`;
+      \operatorname{diag}(\phi'(a)) W_{hh}`; leaky: :math:`(1 - \alpha) I + \alpha
+      \operatorname{diag}(\phi'(a)) W_{hh}`; rate (the Euler step): :math:`(1 - dt) I + dt\,
+      W_{hh} \operatorname{diag}(\phi'(h))`;
     * LSTM (THEORY.md section 7): :math:`\partial c'/\partial c = \operatorname{diag}(f)`,
       :math:`\partial c'/\partial h = \operatorname{diag}(c \odot \sigma'(a_f)) W_{hf} + \dots`,
       :math:`\partial h'/\partial c = \operatorname{diag}(o \odot \tanh'(c') \odot f)`, ...;
@@ -1081,16 +1195,21 @@ def matrix_form_jacobian(
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate"}
+        ``"rate"`` is the Euler step; the RK4 step's Jacobian (a chain through four stages)
+        is derived with explicit symbols only, by :func:`symbolic_cell`.
     activation : str or None
-        RNN and residual: one of gradsim's activations, or None for a generic phi (printing
-        only; :meth:`MatrixForm.as_explicit` needs a concrete one). Ignored for gated cells.
+        RNN, residual, leaky and rate: one of gradsim's activations, or None for a generic phi
+        (printing only; :meth:`MatrixForm.as_explicit` needs a concrete one). Ignored for
+        gated cells.
     variant : {"torch", "reset_before", "chung"}
     alpha : number, optional
-        Residual only; None: the symbol alpha.
+        Residual and leaky only; None: the symbol alpha.
     n_hidden, n_input : int, optional
         None: the symbols N and I. Integers (at most :data:`MAX_EXPLICIT_N`) allow
         :meth:`MatrixForm.as_explicit`.
+    dt : number, optional
+        Rate only; None: the symbol dt.
 
     Returns
     -------
@@ -1111,11 +1230,12 @@ def matrix_form_jacobian(
         else _explicit_size(n_input, "n_input", 0)
     )
     activation, variant, alpha = _options(kind, activation, variant, alpha)
-    return _matrix_form(kind, activation, variant, alpha, n, m)
+    dt, _ = _rate_options(kind, dt, "euler")
+    return _matrix_form(kind, activation, variant, alpha, n, m, dt)
 
 
 @functools.cache
-def _matrix_form(kind, activation, variant, alpha, n, m) -> MatrixForm:
+def _matrix_form(kind, activation, variant, alpha, n, m, dt=None) -> MatrixForm:
     def vec(name):
         return sp.MatrixSymbol(name, n, 1)
 
@@ -1142,19 +1262,29 @@ def _matrix_form(kind, activation, variant, alpha, n, m) -> MatrixForm:
     h = sym["h"]
     display = {}
     blocks = {}
-    if kind in ("rnn", "irnn", "residual"):
-        a = sym["W_hh"] * h + sym["b_hh"] + affine_x("h")
+    def activate(v):
         if activation == "linear":
-            new = a
-        elif activation is None:
-            new = elementwise(sp.Function("phi"), a)
-        else:
-            new = elementwise(lambda d: _phi(activation, d), a)
+            return v
+        if activation is None:
+            return elementwise(sp.Function("phi"), v)
+        return elementwise(lambda d: _phi(activation, d), v)
+
+    if kind in ("rnn", "irnn", "residual", "leaky"):
+        a = sym["W_hh"] * h + sym["b_hh"] + affine_x("h")
+        new = activate(a)
         display[a] = sp.MatrixSymbol("a", n, 1)
+        if kind in ("residual", "leaky") and alpha is None:
+            alpha = sp.Symbol("alpha", real=True)
         if kind == "residual":
-            if alpha is None:
-                alpha = sp.Symbol("alpha", real=True)
             new = h + alpha * new
+        elif kind == "leaky":
+            new = (1 - alpha) * h + alpha * new
+        update = {"h": new}
+        blocks["h", "h"] = _matrix_jacobian(new, h)
+    elif kind == "rate":  # the Euler step of dh/dt = -h + W_hh phi(h) + b_hh + W_ih x + b_ih
+        if dt is None:
+            dt = sp.Symbol("dt", positive=True)
+        new = (1 - dt) * h + dt * (sym["W_hh"] * activate(h) + sym["b_hh"] + affine_x("h"))
         update = {"h": new}
         blocks["h", "h"] = _matrix_jacobian(new, h)
     elif kind == "lstm":
@@ -1194,7 +1324,7 @@ def _matrix_form(kind, activation, variant, alpha, n, m) -> MatrixForm:
         blocks["h", "skip"] = _merge_diagonals(_matrix_jacobian(new_state(skip), skip))
         display.update({pre[g]: vec(f"a_{g}") for g in gates})
         display.update({r: vec("r"), z: vec("z"), cand: vec("n")})
-    if kind in ("rnn", "irnn", "residual"):
+    if kind in ("rnn", "irnn", "residual", "leaky", "rate"):
         blocks = {k: _merge_diagonals(v) for k, v in blocks.items()}
     return MatrixForm(
         kind=kind,
@@ -1207,6 +1337,7 @@ def _matrix_form(kind, activation, variant, alpha, n, m) -> MatrixForm:
         update=types.MappingProxyType(update),
         blocks=types.MappingProxyType(blocks),
         display=types.MappingProxyType(display),
+        dt=dt,
     )
 
 
