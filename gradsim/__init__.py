@@ -13,8 +13,11 @@ from .cells import (
     CELL_KINDS,
     GRU,
     LSTM,
+    RATE_INTEGRATORS,
     RNN,
     Cell,
+    LeakyRNN,
+    RateRNN,
     ResidualRNN,
     make_cell,
     stack_cells,
@@ -170,6 +173,9 @@ def __dir__():
 
 
 __all__ = [
+    "LeakyRNN",
+    "RateRNN",
+    "RATE_INTEGRATORS",
     "ginibre_log_det_mean",
     "map_mean_exponent",
     "circular_law_exponent_cdf",

@@ -539,8 +539,9 @@ def test_constructor_copies_caller_arrays(kind):
 
 # ------------------------------------------------------------------------------------------
 # 6. make_cell
-GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3}
-CLASSES = {"rnn": gs.RNN, "irnn": gs.RNN, "residual": gs.ResidualRNN, "lstm": gs.LSTM, "gru": gs.GRU}
+GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3, "leaky": 1, "rate": 1}
+CLASSES = {"rnn": gs.RNN, "irnn": gs.RNN, "residual": gs.ResidualRNN, "lstm": gs.LSTM, "gru": gs.GRU,
+           "leaky": gs.LeakyRNN, "rate": gs.RateRNN}
 
 
 @pytest.mark.parametrize("init", list(INITIALISERS))

@@ -104,6 +104,10 @@ CONFIGS = (
        ("lstm-chrono", "lstm", {"bias_std": 0.3, "chrono_t_max": 20.0}, "full")]
     + [(f"gru-{v}-{p}", "gru", {"variant": v, "bias_std": 0.3}, p)
        for v in ("torch", "reset_before", "chung") for p in ("full", "direct")]
+    + [(f"leaky-{a}", "leaky", {"activation": a, "alpha": 0.3, "gain": 1.5, "bias_std": 0.3}, "full")
+       for a in ("tanh", "relu")]
+    + [(f"rate-{i}", "rate", {"integrator": i, "dt": 0.2, "gain": 2.0, "bias_std": 0.3,
+                              "zero_diagonal": True}, "full") for i in ("euler", "rk4")]
 )
 CONFIG_IDS = [c[0] for c in CONFIGS]
 

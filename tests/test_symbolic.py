@@ -478,7 +478,7 @@ def test_chain_rule_example_custom_factors_and_tanh():
         (
             lambda: S.symbolic_cell("lstm", alpha=0.5),
             ValueError,
-            r"`alpha` applies to kind='residual' only; got kind='lstm'\.",
+            r"`alpha` applies to kind='residual' or kind='leaky' only; got kind='lstm'\.",
         ),
         (
             lambda: S.symbolic_cell("residual", alpha=math.inf),
