@@ -672,3 +672,18 @@ def test_make_cell_generator_and_global_state():
     assert state[0] == after[0]
     np.testing.assert_array_equal(state[1], after[1])
     assert state[2:] == after[2:]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "residual", "lstm", "gru", "leaky", "rate"])
+def test_param_vjp_without_input(kind):
+    # A cell with no input (I = 0) has the parameter gradients of the same cell given one
+    # input channel whose weights and value are 0: the same arithmetic, so equal to rounding.
+    cell = gs.make_cell(kind, 4, 0, rng=3, bias_std=0.2)
+    padded = dataclasses.replace(cell, weight_ih=np.zeros(cell.weight_ih.shape[:-1] + (1,)))
+    rng = np.random.default_rng(4)
+    state, cotangent = rng.standard_normal(cell.state_size), rng.standard_normal(cell.state_size)
+    alone = cell.param_vjp(state, np.zeros(0), cotangent)
+    with_channel = padded.param_vjp(state, np.zeros(1), cotangent)
+    assert alone["weight_ih"].shape == cell.weight_ih.shape
+    for name in ("weight_hh", "bias_hh", "bias_ih"):
+        np.testing.assert_allclose(alone[name], with_channel[name], rtol=1e-14, atol=1e-15)

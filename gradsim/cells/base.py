@@ -67,8 +67,10 @@ def _outer_sum(grad, inp, batch=()):
     """
     shape = np.broadcast_shapes(grad.shape[:-1], inp.shape[:-1], batch)
     members = int(np.prod(batch, dtype=int))
-    grad = np.broadcast_to(grad, shape + grad.shape[-1:]).reshape(-1, members, grad.shape[-1])
-    inp = np.broadcast_to(inp, shape + inp.shape[-1:]).reshape(-1, members, inp.shape[-1])
+    # The leading size is given, not inferred: reshape cannot infer -1 for an input of size 0.
+    lead = int(np.prod(shape, dtype=int)) // members
+    grad = np.broadcast_to(grad, shape + grad.shape[-1:]).reshape(lead, members, grad.shape[-1])
+    inp = np.broadcast_to(inp, shape + inp.shape[-1:]).reshape(lead, members, inp.shape[-1])
     if members == 1 and not batch:
         return grad[:, 0].T @ inp[:, 0]
     out = np.matmul(grad.transpose(1, 2, 0), inp.transpose(1, 0, 2))
