@@ -1,4 +1,5 @@
-"""PyTorch and Keras weight import and export, and `gradsim analyze` of a trained layer."""
+"""PyTorch and Keras weight import and export, reservoirpy reservoir import, and `gradsim analyze`
+of a trained layer or a saved reservoir."""
 
 from .weights import (
     from_torch,
@@ -10,6 +11,7 @@ from .weights import (
     TORCH_NONLINEARITIES,
     KERAS_KINDS,
 )
+from .reservoirpy import from_reservoirpy, load_reservoir, RESERVOIRPY_ACTIVATIONS
 from .analysis import (
     analyze,
     analyze_cell,
@@ -30,6 +32,9 @@ __all__ = [
     "load_weights",
     "TORCH_NONLINEARITIES",
     "KERAS_KINDS",
+    "from_reservoirpy",
+    "load_reservoir",
+    "RESERVOIRPY_ACTIVATIONS",
     "analyze",
     "analyze_cell",
     "plot_analysis",

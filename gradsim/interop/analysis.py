@@ -3,10 +3,12 @@
     gradsim analyze WEIGHTS_FILE [--layer K] [--reverse] [--inputs FILE | --steps T] [--out DIR]
 
 reads one recurrent layer (PyTorch ``.pt`` / ``.npz`` state dict, or Keras ``.npz``; see
-:mod:`gradsim.interop`), runs it from the zero state over the given inputs (or T steps of zero
-input) and writes, like a study, ``<out>/analyze-<stem>-layer<K>.csv`` with its
-``.meta.json`` sidecar and a figure (``.png``, ``.svg``, ``.pdf``). The CSV is tidy, one row
-per number, with the columns
+:mod:`gradsim.interop`) or a reservoirpy reservoir saved by the user (``reservoirpy.save``'s
+``.rpy``, or a pickled ``Reservoir`` node ``.pkl``; needs ``pip install 'gradsim[reservoir]'``;
+a pickle runs code when it is read, so load only files you trust), runs it from the zero state
+over the given inputs (or T steps of zero input) and writes, like a study,
+``<out>/analyze-<stem>-layer<K>.csv`` with its ``.meta.json`` sidecar and a figure (``.png``,
+``.svg``, ``.pdf``). The CSV is tidy, one row per number, with the columns
 
 ``quantity``
     ``log_singular_value`` (natural log of the ``index``-th singular value of P_t = d s_t / d s_0,
@@ -37,7 +39,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .._validate import describe, positive_int
-from ..cells import LSTM, RNN, Cell
+from ..cells import GRU, LSTM, Cell
+from .reservoirpy import load_reservoir
 from .weights import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
 from ..numeric import gradient_norms, log_singular_values, lyapunov_spectrum
 from ..workflow.runner import UsageError, prepare_out, write_table
@@ -49,6 +52,8 @@ DEFAULT_STEPS = 200
 # Horizons at which singular values are read: about this many, geometrically spaced in [1, T].
 N_TIMES = 24
 COLUMNS = ["quantity", "path", "t", "index", "value", "stderr"]
+# Files read as a pickled reservoirpy node (load_reservoir) rather than as a weights file.
+RESERVOIR_SUFFIXES = (".rpy", ".pkl", ".pickle")
 _PATH_NAMES = {"full": "full state", "cell": "LSTM cell path c -> c",
                "hidden": "LSTM hidden path h -> h", "direct": "GRU direct path diag(z)"}
 
@@ -113,11 +118,11 @@ def _analysis_rows(cell, inputs, times, warmup):
 
 
 def _cell_label(cell: Cell) -> str:
-    if isinstance(cell, RNN):
-        return f"RNN ({cell.activation})"
     if isinstance(cell, LSTM):
         return "LSTM"
-    return f"GRU ({cell.variant})"
+    if isinstance(cell, GRU):
+        return f"GRU ({cell.variant})"
+    return f"{type(cell).__name__} ({cell.activation})"  # RNN, LeakyRNN (a reservoir)
 
 
 def plot_analysis(frame: pd.DataFrame, title: str = ""):
@@ -239,11 +244,26 @@ def _stem(weights_file: Path, layer: int, reverse: bool, prefix) -> str:
     return "analyze-" + "-".join(parts)
 
 
+def _load_cell(weights_file, layer, reverse, load_options) -> Cell:
+    """A weights file's layer, or the LeakyRNN of a saved reservoirpy reservoir."""
+    if Path(weights_file).suffix.lower() not in RESERVOIR_SUFFIXES:
+        return load_weights(weights_file, layer, reverse, **load_options)
+    given = {key: value for key, value in load_options.items() if value is not None}
+    if (isinstance(layer, bool) or layer != 0) or reverse or given:
+        options = ", ".join(f"{key}={value!r}" for key, value in given.items())
+        raise ValueError(
+            f"{Path(weights_file).name} holds a reservoirpy reservoir (one layer): `layer` must be 0, "
+            "`reverse` False and no PyTorch or Keras option given; got "
+            f"layer={layer!r}, reverse={reverse!r}{', ' + options if options else ''}."
+        )
+    return load_reservoir(weights_file)
+
+
 def _prepare(weights_file, layer, reverse, inputs_file, steps, warmup, load_options):
     """Load and check everything (no computation): (cell, inputs, inputs description)."""
     if inputs_file is not None and steps is not None:
         raise ValueError("give either inputs (a file) or steps, not both")
-    cell = load_weights(weights_file, layer, reverse, **load_options)
+    cell = _load_cell(weights_file, layer, reverse, load_options)
     if inputs_file is not None:
         inputs = read_inputs(inputs_file, cell.n_input)
         source = {"inputs_file": str(inputs_file), "inputs_sha256": _sha256(Path(inputs_file))}
@@ -299,8 +319,10 @@ def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=Non
     Parameters
     ----------
     weights_file : str or Path
-        PyTorch state dict (``.pt``, ``.pth``; needs PyTorch), or ``.npz`` with PyTorch's or
-        Keras's names (see :func:`gradsim.interop.load_weights`).
+        PyTorch state dict (``.pt``, ``.pth``; needs PyTorch), ``.npz`` with PyTorch's or
+        Keras's names (see :func:`gradsim.interop.load_weights`), or a saved reservoirpy
+        reservoir (``.rpy``, ``.pkl``, ``.pickle``; see :func:`gradsim.interop.load_reservoir`:
+        a pickle runs code when it is read, so load only files you trust).
     layer, reverse, prefix
         Which layer (``weight_hh_l{layer}[_reverse]`` under the module path ``prefix``).
     inputs_file : str or Path, optional
@@ -331,7 +353,11 @@ def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=Non
 # command-line hooks
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``analyze`` arguments to ``parser`` (a sub-command parser of ``gradsim``)."""
-    parser.add_argument("weights_file", help="PyTorch .pt/.pth state dict, or .npz (PyTorch or Keras names)")
+    parser.add_argument("weights_file", help=(
+        "PyTorch .pt/.pth state dict, .npz (PyTorch or Keras names), or a reservoirpy reservoir "
+        "saved with reservoirpy.save (.rpy) or pickled (.pkl, .pickle; needs "
+        "pip install 'gradsim[reservoir]'). A pickle runs code when it is read: only load "
+        "reservoir files you trust"))
     parser.add_argument("--layer", type=int, default=0, help="layer k of a multi-layer network (default 0)")
     parser.add_argument("--reverse", action="store_true", help="the _reverse direction of a bidirectional layer")
     group = parser.add_mutually_exclusive_group()
