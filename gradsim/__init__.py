@@ -75,6 +75,8 @@ _LAZY = {
     "agree": "workflow",
     "compare_reports": "workflow",
     "from_keras": "interop",
+    "from_reservoirpy": "interop",
+    "load_reservoir": "interop",
     "from_torch": "interop",
     "load_keras_npz": "interop",
     "load_torch": "interop",
@@ -173,6 +175,8 @@ def __dir__():
 
 
 __all__ = [
+    "from_reservoirpy",
+    "load_reservoir",
     "LeakyRNN",
     "RateRNN",
     "RATE_INTEGRATORS",
