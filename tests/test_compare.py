@@ -167,3 +167,27 @@ def test_two_quick_reports_under_different_blas_kernels_agree(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith("all agree within their uncertainties")
+
+
+def test_an_estimate_from_one_draw_is_named_not_judged(tmp_path, monkeypatch):
+    # A quick grid's single seed gives estimates with no standard error: a change in one cannot
+    # be called a disagreement or an agreement, so compare names it and does not count it.
+    from gradsim.workflow import compare as compare_module
+
+    class OneDraw:
+        summarize = staticmethod(lambda frame: {"x": __import__("gradsim").Estimate(
+            float(frame.value.iloc[0]), float("nan"), 1)})
+
+    for name, value in (("a", 1.0), ("b", 2.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({"value": [value]}).to_csv(folder / "toy.csv", index=False)
+        (folder / "toy.meta.json").write_text(json.dumps({"study": "toy", "quick": True, "rows": 1}))
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "toy.py").write_text("")
+    monkeypatch.setattr(compare_module, "load_study", lambda path: OneDraw())
+    result = compare_reports(tmp_path / "a", tmp_path / "b", studies)
+    assert result.agree and result.n_numbers == 1
+    assert result.notes == ("not judged: toy: x: 1 (one draw) vs 2 (one draw) "
+                            "(an estimate from one draw has no standard error)",)

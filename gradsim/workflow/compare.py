@@ -5,7 +5,9 @@ example the committed ``reports/`` and a fresh ``gradsim report --out /tmp/r`` o
 machine. Each study's key numbers are computed again from each folder's CSV by the study's own
 ``summarize`` and compared within what they can be trusted to (:func:`gradsim.workflow.findings.agree`):
 exact ones to rounding, estimates within their standard errors, rates within their binomial
-noise. Claims are compared by verdict. Reading only, never writing.
+noise. An estimate from a single draw (a quick grid's one seed) states no noise; where it moved
+it is named in a note and not counted either way. Claims are compared by verdict. Reading only,
+never writing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._validate import UsageError
-from .findings import Z_AGREE, agree, describe_finding
+from .findings import Z_AGREE, Estimate, agree, describe_finding
 from .report import format_value
 from .runner import find_studies, load_study
 
@@ -170,10 +172,19 @@ def compare_reports(dir_a, dir_b, studies_dir=None, z: float = Z_AGREE) -> Compa
                                                   "in one folder only"))
                 continue
             ok, account = agree(sum_a[key], sum_b[key], z)
-            if not ok:
+            if not ok and _one_draw(sum_a[key], sum_b[key]):
+                # An estimate from one draw (a quick grid's single seed) states no noise: its
+                # change cannot be judged either way, so it is named, not counted.
+                notes.append(f"not judged: {name}: {key}: {_show(sum_a[key])} vs {_show(sum_b[key])} "
+                             "(an estimate from one draw has no standard error)")
+            elif not ok:
                 disagreements.append(Disagreement(name, key, sum_a[key], sum_b[key], account))
     n_claims = _compare_claims(folder_a, folder_b, disagreements)
     return Comparison(tuple(sorted(metas_a)), n_numbers, n_claims, tuple(disagreements), tuple(notes))
+
+
+def _one_draw(a, b) -> bool:
+    return any(isinstance(v, Estimate) and v.n == 1 for v in (a, b))
 
 
 def _claims_table(folder: Path):
