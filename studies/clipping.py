@@ -17,16 +17,17 @@ curvature, runs away geometrically under the fixed learning rate.
 import numpy as np
 
 from gradsim import make_cell, unroll
+from gradsim.workflow.findings import Exact, median_estimate, rate_of
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 from gradsim.training.tasks import adding_problem
-from gradsim.training.backprop import SGD, evaluate, init_model, train_model
+from gradsim.training.backprop import SGD, evaluate, init_model, stack_models, train_model
 
 CLIPS = {"none": "no clipping", "norm": "norm clipping", "value": "value clipping"}
 GRID = {
     "gain": [0.5, 1.0, 2.0, 4.0],
     "clipping": list(CLIPS),
-    "seed": [0, 1, 2, 3, 4, 5, 6, 7],
+    "seed": list(range(12)),
     "T": [10],
     "n_hidden": [32],
     "n_updates": [800],
@@ -47,18 +48,26 @@ EVAL_SIZE = 1000
 HIGH_GAIN = 2.0  # the gain whose training curves are drawn
 
 
-def simulate(config, rng):
-    """Per-update records (loss, gradient norm before and after clipping) and one "result"
-    record (held-out MSE, divergence)."""
+CLIP_OPTIONS = dict(none={}, norm=dict(clip_norm=CLIP_NORM), value=dict(clip_value=CLIP_VALUE))
+
+
+def _build(config, rng):
+    """The task, the untrained model and the training and evaluation generators of one run."""
     task = adding_problem(config["T"])
     cell_rng, train_rng, eval_rng = rng.spawn(3)
     cell = make_cell("rnn", config["n_hidden"], task.n_input, init="gaussian", gain=config["gain"],
                      activation="tanh", rng=cell_rng)
-    model = init_model(cell, task.n_output, rng=cell_rng)
-    clip = dict(none={}, norm=dict(clip_norm=CLIP_NORM), value=dict(clip_value=CLIP_VALUE))
-    record = train_model(model, task, n_updates=config["n_updates"], batch_size=BATCH_SIZE,
-                         optimizer=SGD(LEARNING_RATE), rng=train_rng,
-                         **clip[config["clipping"]])
+    return task, init_model(cell, task.n_output, rng=cell_rng), train_rng, eval_rng
+
+
+def _train(config, model, task, rng, batches="shared"):
+    return train_model(model, task, n_updates=config["n_updates"], batch_size=BATCH_SIZE,
+                       optimizer=SGD(LEARNING_RATE), rng=rng, batches=batches,
+                       **CLIP_OPTIONS[config["clipping"]])
+
+
+def _records(config, task, record, eval_rng):
+    """The records of one run from its training record."""
     loss = np.inf if record.diverged else evaluate(record.model, task, EVAL_SIZE, rng=eval_rng)
     # Saturation of the last finite model: mean h_T^2 on held-out sequences.
     inputs, _ = task.sample(EVAL_SIZE, rng=eval_rng)
@@ -73,16 +82,60 @@ def simulate(config, rng):
         "max_grad_norm_after": float(np.max(record.grad_norm_after)),
         "saturation": saturation,
     }]
-    last = len(record.losses) - 1
-    for u, (value, before, after) in enumerate(
-            zip(record.losses, record.grad_norm_before, record.grad_norm_after)):
+    done = len(record.losses)
+    last = config["n_updates"] - 1
+    for u in range(config["n_updates"]):
         # Every 4th update (and the last) is enough for the curves and keeps the CSV small;
-        # the exact maxima over all updates are in the "result" row.
+        # the exact maxima over all updates are in the "result" row. A diverged run stopped
+        # early: its later rows are there, NaN, so that the CSV's rows are fixed by the grid.
         if u % 4 and u != last:
             continue
-        records.append({"record": "update", "update": u, "loss": float(value),
-                        "grad_norm_before": float(before), "grad_norm_after": float(after)})
+        if u < done:
+            values = (float(record.losses[u]), float(record.grad_norm_before[u]),
+                      float(record.grad_norm_after[u]))
+        else:
+            values = (np.nan, np.nan, np.nan)
+        records.append(dict(zip(("record", "update", "loss", "grad_norm_before", "grad_norm_after"),
+                                ("update", u) + values)))
     return records
+
+
+def simulate(config, rng):
+    """Per-update records (loss, gradient norm before and after clipping; NaN after a
+    divergence) and one "result" record (held-out MSE, divergence)."""
+    task, model, train_rng, eval_rng = _build(config, rng)
+    return _records(config, task, _train(config, model, task, train_rng), eval_rng)
+
+
+class _MemberStreams(np.random.Generator):
+    """A generator whose ``spawn(B)`` gives B given generators: with ``batches="per_member"``,
+    ``train_model`` draws member i's mini-batches from ``rng.spawn(B)[i]``, so passing this
+    makes member i draw from its own configuration's training generator, as it does alone."""
+
+    def __init__(self, streams):
+        super().__init__(np.random.PCG64(0))  # never drawn from
+        self._streams = list(streams)
+
+    def spawn(self, n_children):
+        if n_children != len(self._streams):
+            raise ValueError(f"{len(self._streams)} member streams, asked for {n_children}")
+        return list(self._streams)
+
+
+def batch_key(config):
+    """One ensemble per clipping rule, length, size and budget (gain and seed are weights)."""
+    return [config["clipping"], config["T"], config["n_hidden"], config["n_updates"]]
+
+
+def simulate_batch(configs, rngs):
+    """:func:`simulate` of every configuration, as one ensemble of their RNNs (each member
+    with its own initialisation, mini-batches and held-out set: to rounding, the run it has
+    alone; a diverged member stops and the others go on)."""
+    built = [_build(c, r) for c, r in zip(configs, rngs)]
+    task = built[0][0]
+    record = _train(configs[0], stack_models([b[1] for b in built]), task,
+                    _MemberStreams(b[2] for b in built), batches="per_member")
+    return [_records(c, task, record[i], b[3]) for i, (c, b) in enumerate(zip(configs, built))]
 
 
 def _flag(series):
@@ -119,9 +172,10 @@ def plot(frame):
         norms = run[np.isfinite(run.grad_norm_before)]
         axes[1].plot(norms["update"], np.minimum(norms.grad_norm_before, norm_top),
                      color=colors[clip], lw=0.7, alpha=0.7, label=label)
-        diverged = _flag(res[(res.clipping == clip) & (res.seed == seed) & (res.gain == high)].diverged)
-        if diverged.any():
-            axes[0].plot([run["update"].max()], [loss_top / 2], "x", color=colors[clip], ms=6)
+        result = res[(res.clipping == clip) & (res.seed == seed) & (res.gain == high)]
+        if _flag(result.diverged).any():
+            axes[0].plot([float(result.diverged_at.iloc[0])], [loss_top / 2], "x",
+                         color=colors[clip], ms=6)
     axes[0].axhline(1 / 6, color="0.3", ls="--", lw=1, label="baseline 1/6")
     axes[0].set_yscale("log")
     axes[0].set_ylim(1e-2, loss_top)
@@ -163,51 +217,123 @@ def plot(frame):
     return fig
 
 
+def _rate(flags):
+    return rate_of(np.asarray(flags, dtype=bool))
+
+
+def _interval(rate):
+    """``95% CI lo-hi`` of a Rate (Wilson)."""
+    low, high = rate.interval()
+    return f"95% CI {low:.2f}-{high:.2f}"
+
+
+def _count(rate, brackets=True):
+    """``k of n (95% CI lo-hi)``, or ``k/n, 95% CI lo-hi`` inside brackets."""
+    if brackets:
+        return f"{rate.successes} of {rate.trials} ({_interval(rate)})"
+    return f"{rate.successes}/{rate.trials}, {_interval(rate)}"
+
+
+def _disjoint(a, b):
+    """Whether the Wilson 95% intervals of two rates do not overlap."""
+    (a_low, a_high), (b_low, b_high) = a.interval(), b.interval()
+    return a_low > b_high or b_low > a_high
+
+
+def _apart(a, b):
+    """Whether two estimates differ by more than 2 combined standard errors (~95%)."""
+    se = np.hypot(a.stderr, b.stderr)
+    return bool(np.isfinite(se) and abs(float(a) - float(b)) > 2 * se)
+
+
+def _est(value, digits=2):
+    """``median ± s.e.`` of an Estimate."""
+    return f"{float(value):.{digits}f} ± {value.stderr:.2g}"
+
+
 def summarize(frame):
-    table = outcomes(frame)
+    res = frame[frame.record == "result"].assign(diverged=lambda f: _flag(f.diverged))
+    res = res.assign(below=res.ratio_to_baseline.astype(float) < 1.0)
+    groups = {key: sub for key, sub in res.groupby(["gain", "clipping"], sort=False)}
     out = {}
-    for row in table.itertuples():
-        key = f"gain {row.gain:g}, {CLIPS[row.clipping]}"
-        out[f"{key}: diverged runs (of {row.runs})"] = int(row.diverged)
-        out[f"{key}: runs below the baseline"] = int(row.below_baseline)
-        out[f"{key}: median held-out MSE / baseline"] = row.median_ratio
-        out[f"{key}: median saturation mean h_T^2"] = row.median_saturation
-    upd = frame[(frame.record == "update") & (frame.clipping == "norm")]
-    out["largest norm after norm clipping"] = float(upd.grad_norm_after.max()) if len(upd) else np.nan
-    res = frame[frame.record == "result"]
-    div = res[_flag(res.diverged)]
+    diverged, below, median = {}, {}, {}
+    for (gain, clip), sub in groups.items():
+        key = f"gain {gain:g}, {CLIPS[clip]}"
+        # Rates of independent runs (one per seed); medians over the seeds with the
+        # distribution-free standard error (a diverged run's MSE is inf, taken as it is).
+        diverged[gain, clip] = out[f"{key}: diverged (fraction of runs)"] = _rate(sub.diverged)
+        below[gain, clip] = out[f"{key}: below the baseline (fraction of runs)"] = _rate(sub.below)
+        median[gain, clip] = out[f"{key}: median held-out MSE / baseline"] = (
+            median_estimate(sub.ratio_to_baseline))
+        out[f"{key}: median saturation mean h_T^2"] = median_estimate(sub.saturation)
+    gains = sorted({g for g, _ in groups})
+    high_gains = [g for g in gains if g >= HIGH_GAIN]
+    pooled = {}
+    for clip in [c for c in CLIPS if any(c == k for _, k in groups)]:
+        sub = res[(res.clipping == clip) & res.gain.isin(high_gains)]
+        if len(sub):
+            pooled[clip] = _rate(sub.diverged)
+            out[f"gains >= {HIGH_GAIN:g}, {CLIPS[clip]}: diverged (fraction of runs)"] = pooled[clip]
+    norm = res[res.clipping == "norm"]
+    # Clipping rescales g to CLIP_NORM * g / ||g|| whenever ||g|| >= CLIP_NORM: the largest norm
+    # after it (over every update: the result rows' maxima) is the threshold itself, to
+    # rounding, once any update was clipped; the CSV's 12 digits are far inside rtol 1e-9.
+    largest = float(norm.max_grad_norm_after.max()) if len(norm) else np.nan
+    out["largest norm after norm clipping"] = Exact(largest)
+    div = res[res.diverged]
     if len(div):
-        out["median update of divergence"] = float(div.diverged_at.median())
-    gain_high = HIGH_GAIN if np.any(table.gain == HIGH_GAIN) else float(table.gain.max())
-    high = table[table.gain == gain_high].set_index("clipping")
-    parts = [f"With plain SGD (learning rate {LEARNING_RATE}) and no clipping, "]
-    unclipped = table[table.clipping == "none"]
-    parts.append(", ".join(f"{int(r.diverged)} of {int(r.runs)} runs diverged at gain {r.gain:g}"
-                           for r in unclipped.itertuples()))
-    if len(div):
-        parts.append(f" (median update {out['median update of divergence']:.0f}; median "
-                     f"saturation of the diverged runs' last finite model "
-                     f"{float(div.saturation.median()):.2f}, against "
-                     f"{float(res[~_flag(res.diverged)].saturation.median()):.2f} for the others)")
+        out["median update of divergence"] = median_estimate(div.diverged_at)
+
+    parts = [f"With plain SGD (learning rate {LEARNING_RATE}) and no clipping, runs diverged "]
+    parts.append(", ".join(f"at gain {g:g} in {_count(diverged[g, 'none'])}"
+                           for g in gains if (g, "none") in diverged))
     parts.append(". ")
-    norm = table[table.clipping == "norm"]
+    if len(div):
+        others = res[~res.diverged]
+        sat_div = median_estimate(div.saturation)
+        parts.append(f"The diverged runs stopped at update {_est(out['median update of divergence'], 0)} "
+                     f"(median), their last finite model saturated: median mean h_T^2 "
+                     f"{_est(sat_div)}")
+        if len(others):
+            sat_other = median_estimate(others.saturation)
+            parts.append(f", against {_est(sat_other)} for the other runs"
+                         + (" (apart by more than 2 combined standard errors)"
+                            if _apart(sat_div, sat_other)
+                            else " (within 2 combined standard errors)"))
+        parts.append(". ")
     if len(norm):
-        parts.append(f"With the global norm clipped at {CLIP_NORM:g}, {int(norm.diverged.sum())} of "
-                     f"{int(norm.runs.sum())} runs diverged; the largest norm after clipping was "
-                     f"{out['largest norm after norm clipping']:.3g}"
-                     + (" (never above the threshold). " if out["largest norm after norm clipping"]
-                        <= CLIP_NORM else " (ABOVE the threshold). "))
-    if "norm" in high.index:
-        n = high.loc["norm"]
-        parts.append(f"At gain {gain_high:g}, {int(n.below_baseline)} of {int(n.runs)} norm-clipped "
-                     f"runs ended below the baseline MSE 1/6 (median {n.median_ratio:.2f} of it)")
-        if "value" in high.index:
-            v = high.loc["value"]
-            parts.append(f"; with value clipping at {CLIP_VALUE:g}, {int(v.diverged)} diverged and "
-                         f"{int(v.below_baseline)} ended below the baseline "
-                         f"(median {v.median_ratio:.2f})")
-        parts.append(".")
-    out["notes"] = "".join(parts)
+        parts.append(f"With the global norm clipped at {CLIP_NORM:g}, runs diverged in "
+                     f"{_count(_rate(norm.diverged))} over all gains; the largest norm after "
+                     f"clipping was {largest:.3g}"
+                     + (" (never above the threshold, to rounding). "
+                        if largest <= CLIP_NORM * (1 + 1e-9) else " (ABOVE the threshold). "))
+    if "none" in pooled and "norm" in pooled:
+        a, b = pooled["none"], pooled["norm"]
+        verdict = ("the 95% intervals are disjoint: clipping prevents the divergence"
+                   if _disjoint(a, b) and float(a) > float(b) else
+                   "the 95% intervals overlap: no difference is shown")
+        parts.append(f"At gains >= {HIGH_GAIN:g}, the rate of divergence is {float(a):.2f} "
+                     f"without clipping ({_count(a, False)}) and {float(b):.2f} with norm "
+                     f"clipping ({_count(b, False)}): {verdict}. ")
+    for clip in ("norm", "value"):
+        ends = [g for g in high_gains if (g, clip) in median]
+        if not ends:
+            continue
+        line = [f"{_est(median[g, clip])} at gain {g:g} ({below[g, clip].successes} of "
+                f"{below[g, clip].trials} runs below the baseline, {_interval(below[g, clip])})"
+                for g in ends]
+        parts.append(f"With {CLIPS[clip]}, the median held-out MSE / baseline is "
+                     + " and ".join(line))
+        if len(ends) >= 2:
+            a, b = median[ends[0], clip], median[ends[-1], clip]
+            if _apart(a, b):
+                parts.append(f": gain {ends[-1]:g} ends {'higher' if b > a else 'lower'} than "
+                             f"gain {ends[0]:g}, by more than 2 combined standard errors")
+            else:
+                parts.append(f": gain {ends[-1]:g} ends within 2 combined standard errors of gain "
+                             f"{ends[0]:g}")
+        parts.append(". ")
+    out["notes"] = "".join(parts).strip()
     return out
 
 
@@ -217,6 +343,8 @@ STUDY = Study(
     grid=GRID,
     quick_grid=QUICK_GRID,
     simulate=simulate,
+    simulate_batch=simulate_batch,
+    batch_key=batch_key,
     plot=plot,
     summarize=summarize,
 )
