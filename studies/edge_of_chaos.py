@@ -42,7 +42,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from gradsim import RNN, Estimate, gaussian, lyapunov_spectrum, mean_estimate, rate_of
-from gradsim.workflow.findings import Z_AGREE
+from gradsim.workflow.findings import extreme_estimate
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 from gradsim.theory import mean_field_chi1, mean_field_lyapunov, mean_field_q_star
@@ -133,16 +133,8 @@ def edge_estimate(gains, rates, stderrs):
 
 
 def _extreme(values, stderrs, largest=True):
-    """The max (or min) over configurations of measured values (finite ones), as (extreme, the
-    largest standard error among the configurations within Z_AGREE standard errors of it: those
-    that could be the extreme in another run)."""
-    values, stderrs = np.asarray(values, float), np.asarray(stderrs, float)
-    keep = np.isfinite(values)
-    values, stderrs = values[keep], stderrs[keep]
-    sign = 1.0 if largest else -1.0
-    i = int(np.argmax(sign * values))
-    near = sign * (values[i] - values) <= Z_AGREE * (stderrs + stderrs[i])
-    return Estimate(values[i], float(np.max(stderrs[near])), len(values))
+    """The max (or min) over configurations, with its standard error (see extreme_estimate)."""
+    return extreme_estimate(values, stderrs, largest)
 
 
 def plot(frame):

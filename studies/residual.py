@@ -29,8 +29,8 @@ finite-N untied exponent, mean field) are exact.
 
 import numpy as np
 
-from gradsim import Estimate, lyapunov_spectrum, make_cell, untied
-from gradsim.workflow.findings import Z_AGREE
+from gradsim import lyapunov_spectrum, make_cell, untied
+from gradsim.workflow.findings import extreme_estimate
 from gradsim.workflow.plotting import PALETTE, new_figure
 from gradsim.workflow.runner import Study
 from gradsim.theory import (
@@ -103,16 +103,8 @@ def simulate(config, rng):
 
 
 def _extreme(values, stderrs, largest=True):
-    """The max (or min) over configurations of measured values (finite ones), as (extreme, the
-    largest standard error among the configurations within Z_AGREE standard errors of it: those
-    that could be the extreme in another run)."""
-    values, stderrs = np.asarray(values, float), np.asarray(stderrs, float)
-    keep = np.isfinite(values)
-    values, stderrs = values[keep], stderrs[keep]
-    sign = 1.0 if largest else -1.0
-    i = int(np.argmax(sign * values))
-    near = sign * (values[i] - values) <= Z_AGREE * (stderrs + stderrs[i])
-    return Estimate(values[i], float(np.max(stderrs[near])), len(values))
+    """The max (or min) over configurations, with its standard error (see extreme_estimate)."""
+    return extreme_estimate(values, stderrs, largest)
 
 
 def _label(cell, act, alpha, n):

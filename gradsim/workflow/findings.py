@@ -43,6 +43,7 @@ __all__ = [
     "mean_estimate",
     "median_estimate",
     "rate_of",
+    "extreme_estimate",
     "wilson_interval",
     "agree",
     "describe_finding",
@@ -179,6 +180,22 @@ def median_estimate(values) -> Estimate:
     with np.errstate(invalid="ignore"):
         stderr = float((high - low) / (2 * _Z95)) if np.isfinite(high - low) else math.inf
     return Estimate(float(np.median(values)), stderr, n)
+
+
+def extreme_estimate(values, stderrs, largest: bool = True) -> Estimate:
+    """The max (or min) over configurations of measured values with standard errors.
+
+    The standard error is the largest among the configurations within ``Z_AGREE`` combined
+    standard errors of the extreme: those that could be the extreme in another run. Non-finite
+    values are left out.
+    """
+    values, stderrs = np.asarray(values, float), np.asarray(stderrs, float)
+    keep = np.isfinite(values)
+    values, stderrs = values[keep], stderrs[keep]
+    sign = 1.0 if largest else -1.0
+    i = int(np.argmax(sign * values))
+    near = sign * (values[i] - values) <= Z_AGREE * (stderrs + stderrs[i])
+    return Estimate(values[i], float(np.max(stderrs[near])), len(values))
 
 
 def rate_of(outcomes) -> Rate:
