@@ -1519,3 +1519,11 @@ COMPARISONS: dict[str, str] = {
 def builtin_claims() -> list[Claim]:
     """The built-in registry (lecture-note claims and THEORY.md results)."""
     return list(CLAIMS)
+
+
+# The rate-network claims (issue 14) live in their own module, which imports this one's helpers:
+# appended here, after everything they need is defined.
+from .rate import RATE_CLAIMS, RATE_COMPARISONS  # noqa: E402
+
+CLAIMS = CLAIMS + RATE_CLAIMS
+COMPARISONS.update(RATE_COMPARISONS)
