@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.special import expit
 
-from .._validate import choice, finite_array, frozen
+from .._validate import choice, describe, finite_array, frozen
 
 
 def _sigmoid_slope(s):
@@ -98,6 +99,16 @@ def _affine_grads(grad_x, x, grad_h, h, shape, batch=()):
     }
 
 
+def _affine_tangent(x, h, tangent, rows=slice(None)):
+    """d(W_ih x + b_ih + W_hh h + b_hh) along a parameter tangent (the weights' rows ``rows``),
+    the input and state held fixed: dW_ih x + db_ih + dW_hh h + db_hh."""
+    return (
+        _affine(x, tangent["weight_ih"][..., rows, :], tangent["bias_ih"][..., rows])
+        + _mv(tangent["weight_hh"][..., rows, :], h)
+        + tangent["bias_hh"][..., rows]
+    )
+
+
 def _batch_shape(*arrays):
     return np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
 
@@ -106,8 +117,10 @@ class Cell:
     """Base class of the recurrent cells.
 
     Subclasses are frozen dataclasses holding read-only float64 arrays and implement
-    ``_forward`` (the step with its intermediates), ``_jacobian``, ``_vjp`` and ``_param_vjp``
-    (the gradient with respect to the weights, for BPTT training in :mod:`gradsim.training.backprop`).
+    ``_forward`` (the step with its intermediates), ``_jacobian``, ``_vjp``, ``_param_vjp``
+    (the gradient with respect to the weights, for BPTT training in :mod:`gradsim.training.backprop`)
+    and ``_param_jvp`` (its transpose, the forward-mode derivative along a parameter direction,
+    for :func:`gradsim.numeric.parameter_jvp`).
 
     Attributes
     ----------
@@ -280,6 +293,73 @@ class Cell:
         self._check_cotangent_batch(state, x, cotangent)
         return self._param_vjp(state, x, cotangent)
 
+    def param_jvp(self, state, x, tangent):
+        r"""Forward-mode derivative of one step along a parameter direction.
+
+        With :math:`\delta\theta` = ``tangent``, returns
+        :math:`\sum_\theta (\partial\, \mathrm{step}(s, x) / \partial \theta)\, \delta\theta`,
+        the change of the next state when every parameter array moves by
+        :math:`\epsilon\, \delta\theta` (to first order in :math:`\epsilon`), the state and
+        input held fixed. It is the transpose of :meth:`param_vjp`: for every cotangent v,
+        ``sum(v * param_jvp(s, x, t)) == sum(sum(param_vjp(s, x, v)[k] * t[k]) for k in t)``.
+
+        Parameters
+        ----------
+        state : array, shape (..., state_size)
+        x : array, shape (..., n_input), or None for zero input
+        tangent : dict
+            Parameter name (see :meth:`parameters`) -> array of that parameter's shape (for an
+            ensemble, with the members' leading dimensions, like the parameter). Missing names
+            are taken as zero.
+
+        Returns
+        -------
+        ndarray, shape (..., state_size)
+            The batch shape of ``state``, ``x`` and the ensemble broadcast together.
+        """
+        state, x = self._check_args(state, x)
+        tangent = self._check_tangent(tangent)
+        return self._param_jvp(state, x, tangent)
+
+    def _check_tangent(self, tangent, name: str = "tangent") -> dict:
+        """Validate a parameter tangent; return it complete (every name, missing ones zero)."""
+        params = self.parameters()
+        known = ", ".join(repr(k) for k in params)
+        if not isinstance(tangent, Mapping):
+            raise TypeError(
+                f"`{name}` must be a dict mapping parameter names ({known}) to arrays of the "
+                f"parameters' shapes; got {describe(tangent)}."
+            )
+        unknown = [k for k in tangent if k not in params]
+        if unknown:
+            raise ValueError(
+                f"`{name}` has unknown parameter name(s) {', '.join(repr(k) for k in unknown)} for "
+                f"{type(self).__name__}; the known names are {known}."
+            )
+        out = {}
+        for key, param in params.items():
+            if key not in tangent:
+                out[key] = np.zeros(param.shape)
+                continue
+            value = tangent[key]
+            if np.iscomplexobj(value):
+                raise TypeError(f"`{name}[{key!r}]` must be an array of real numbers; got complex values.")
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"`{name}[{key!r}]` must be an array of real numbers; got {describe(value)}."
+                ) from None
+            if array.shape != param.shape:
+                raise ValueError(
+                    f"`{name}[{key!r}]` must have the shape of the parameter {key!r}, "
+                    f"{param.shape}; got shape {array.shape}."
+                )
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"`{name}[{key!r}]` must contain only finite values; got NaN or inf.")
+            out[key] = array
+        return out
+
     def _check_cotangent_batch(self, state, x, cotangent):
         try:
             np.broadcast_shapes(state.shape[:-1], x.shape[:-1], cotangent.shape[:-1], self.batch_shape)
@@ -299,6 +379,13 @@ class Cell:
     # -- unchecked fast paths used by the time loops ------------------------------------
     def _step(self, state, x):
         return self._forward(state, x)[0]
+
+    def _param_jvp(self, state, x, tangent):
+        """d step(state, x) / d theta . tangent, ``tangent`` complete and checked (see
+        :meth:`param_jvp`); every cell implements it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement the parameter JVP (_param_jvp)."
+        )
 
     def _jacobian_operator(self, state, x, path):
         """(next state, J) where J supports ``J @ M``; a structured operator where that is

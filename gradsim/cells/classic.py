@@ -7,7 +7,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import choice, finite_number
-from .base import ACTIVATIONS, Cell, _affine, _affine_grads, _batch_shape, _members, _mv, _vm
+from .base import (
+    ACTIVATIONS,
+    Cell,
+    _affine,
+    _affine_grads,
+    _affine_tangent,
+    _batch_shape,
+    _members,
+    _mv,
+    _vm,
+)
 
 @dataclass(frozen=True, eq=False)
 class RNN(Cell):
@@ -75,6 +85,11 @@ class RNN(Cell):
         grad_a = cotangent * slope
         return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
 
+    def _param_jvp(self, state, x, tangent):
+        # d s' = phi'(a) * (dW_hh s + db_hh + dW_ih x + db_ih), s and x fixed.
+        _, slope = self._forward(state, x)
+        return slope * _affine_tangent(x, state, tangent)
+
 
 @dataclass(frozen=True, eq=False)
 class ResidualRNN(RNN):
@@ -123,6 +138,11 @@ class ResidualRNN(RNN):
         _, slope = self._forward(state, x)
         grad_a = self.alpha * cotangent * slope
         return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
+
+    def _param_jvp(self, state, x, tangent):
+        # d s' = alpha phi'(a) * (dW_hh s + db_hh + dW_ih x + db_ih).
+        _, slope = self._forward(state, x)
+        return (self.alpha * slope) * _affine_tangent(x, state, tangent)
 
 
 class _ScaledRows:

@@ -161,3 +161,45 @@ class GRU(Cell):
             [grads["bias_hh"], _batch_sum(g_an, shape, self.batch_shape)], axis=-1
         )
         return grads
+
+    def _param_jvp(self, state, x, tangent):
+        r"""The step's derivative along a parameter tangent, h held fixed.
+
+        With :math:`\delta a^x = \delta W_{ih} x + \delta b_{ih}` and
+        :math:`\delta a^h = \delta W_{hh} h + \delta b_{hh}` (rows r, z, n):
+
+        .. math::
+
+            \delta r = \sigma'(a_r) (\delta a^x_r + \delta a^h_r), \qquad
+            \delta z = \sigma'(a_z) (\delta a^x_z + \delta a^h_z)
+
+            \delta a_n = \delta a^x_n + \delta r \odot (W_{hn} h + b_{hn}) + r \odot \delta a^h_n
+            \quad \text{(torch)}, \qquad
+            \delta a_n = \delta a^x_n + \delta W_{hn} (r h) + W_{hn} (\delta r\, h) + \delta b_{hn}
+            \quad \text{(reset before)}
+
+            \delta h' = \delta\kappa\, (h - n) + (1 - \kappa)(1 - n^2)\, \delta a_n
+
+        with the kept fraction :math:`\kappa = z` (:math:`\delta\kappa = \delta z`), or
+        :math:`1 - z` for chung (:math:`\delta\kappa = -\delta z`).
+        """
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        d_x = _affine(x, tangent["weight_ih"], tangent["bias_ih"])
+        d_w, d_b = tangent["weight_hh"], tangent["bias_hh"]
+        d_gates = d_x[..., : 2 * n] + _mv(d_w[..., : 2 * n, :], state) + d_b[..., : 2 * n]
+        d_r = _sigmoid_slope(p["r"]) * d_gates[..., :n]
+        d_z = _sigmoid_slope(p["z"]) * d_gates[..., n:]
+        if self.variant == "torch":
+            d_hn = _mv(d_w[..., 2 * n :, :], state) + d_b[..., 2 * n :]
+            d_an = d_x[..., 2 * n :] + d_r * p["hn"] + p["r"] * d_hn
+        else:
+            rh = p["r"] * state
+            d_an = (
+                d_x[..., 2 * n :]
+                + _mv(d_w[..., 2 * n :, :], rh)
+                + _mv(self.weight_hh[..., 2 * n :, :], d_r * state)
+                + d_b[..., 2 * n :]
+            )
+        d_keep = d_z if self.variant != "chung" else -d_z
+        return d_keep * (state - p["n"]) + (1.0 - p["keep"]) * (1.0 - p["n"] ** 2) * d_an

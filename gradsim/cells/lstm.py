@@ -7,7 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .base import Cell, _affine, _affine_grads, _batch_shape, _diag, _members, _mv, _sigmoid_slope, _vm
+from .base import (
+    Cell,
+    _affine,
+    _affine_grads,
+    _affine_tangent,
+    _batch_shape,
+    _diag,
+    _members,
+    _mv,
+    _sigmoid_slope,
+    _vm,
+)
 
 @dataclass(frozen=True, eq=False)
 class LSTM(Cell):
@@ -149,6 +160,29 @@ class LSTM(Cell):
         )
         h = state[..., :n]
         return _affine_grads(grad_a, x, grad_a, h, _batch_shape(state, x, cotangent), self.batch_shape)
+
+    def _param_jvp(self, state, x, tangent):
+        r"""The step's derivative along a parameter tangent, (h, c) held fixed.
+
+        .. math::
+
+            \delta a = \delta W_{ih} x + \delta b_{ih} + \delta W_{hh} h + \delta b_{hh}, \qquad
+            \delta i = \sigma'(a_i) \delta a_i, \ \delta f = \sigma'(a_f) \delta a_f, \
+            \delta g = (1 - g^2) \delta a_g, \ \delta o = \sigma'(a_o) \delta a_o
+
+            \delta c_t = \delta f\, c + \delta i\, g + i\, \delta g, \qquad
+            \delta h_t = \delta o \tanh(c_t) + o (1 - \tanh^2 c_t)\, \delta c_t
+        """
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        d_a = _affine_tangent(x, state[..., :n], tangent)
+        d_i = _sigmoid_slope(p["i"]) * d_a[..., :n]
+        d_f = _sigmoid_slope(p["f"]) * d_a[..., n : 2 * n]
+        d_g = (1.0 - p["g"] ** 2) * d_a[..., 2 * n : 3 * n]
+        d_o = _sigmoid_slope(p["o"]) * d_a[..., 3 * n :]
+        d_c = d_f * p["c"] + d_i * p["g"] + p["i"] * d_g
+        d_h = d_o * p["tanh_c"] + p["o"] * (1.0 - p["tanh_c"] ** 2) * d_c
+        return np.concatenate([d_h, d_c], axis=-1)
 
 
 class _LSTMJacobian:

@@ -28,6 +28,7 @@ from .base import (
     ACTIVATIONS,
     Cell,
     _affine,
+    _affine_tangent,
     _batch_shape,
     _batch_sum,
     _members,
@@ -174,6 +175,11 @@ class LeakyRNN(Cell):
         _, slope = self._forward(state, x)
         grad_a = cotangent * (self.alpha * slope)
         return _affine_gradients(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
+
+    def _param_jvp(self, state, x, tangent):
+        # d h' = alpha phi'(a) * (dW_hh h + db_hh + dW_ih x + db_ih).
+        _, slope = self._forward(state, x)
+        return (self.alpha * slope) * _affine_tangent(x, state, tangent)
 
 
 def _input_gradient(grad, x, batch):
@@ -407,3 +413,37 @@ class RateRNN(Cell):
             "bias_hh": _batch_sum(drive, shape, self.batch_shape),
             "bias_ih": _batch_sum(drive, shape, self.batch_shape),
         }
+
+    def _param_jvp(self, state, x, tangent):
+        r"""The step's derivative along a parameter tangent (dW, dW_in, db), the state held fixed.
+
+        Every stage derivative is :math:`k_i = W \phi(y_i) + W_{in} u + b - y_i`, so
+
+        .. math::
+
+            \delta k_i = \delta W\, \phi(y_i) + W (\phi'(y_i) \odot \delta y_i) + \delta W_{in} u
+                + \delta b - \delta y_i
+
+        with :math:`\delta y_1 = 0`, :math:`\delta y_2 = \tfrac{dt}{2} \delta k_1`,
+        :math:`\delta y_3 = \tfrac{dt}{2} \delta k_2`, :math:`\delta y_4 = dt\, \delta k_3`, and
+        :math:`\delta x_t = \tfrac{dt}{6} (\delta k_1 + 2 \delta k_2 + 2 \delta k_3 + \delta k_4)`;
+        Euler is :math:`\delta x_t = dt\, \delta k_1`.
+        """
+        _, rates, slopes = self._stages(state, x)
+        h = self.dt
+        d_w = tangent["weight_hh"]
+        d_drive = _affine(x, tangent["weight_ih"], tangent["bias_ih"]) + tangent["bias_hh"]
+        if self.integrator == "euler":
+            (rate,) = rates
+            return h * (_mv(d_w, rate) + d_drive)
+        dks = []
+        d_y = None
+        for rate, slope, fraction in zip(rates, slopes, (0.5, 0.5, 1.0, None)):
+            d_k = _mv(d_w, rate) + d_drive
+            if d_y is not None:
+                d_k = d_k + _mv(self.weight_hh, slope * d_y) - d_y
+            dks.append(d_k)
+            if fraction is not None:
+                d_y = (fraction * h) * d_k
+        dk1, dk2, dk3, dk4 = dks
+        return (h / 6.0) * (dk1 + 2.0 * dk2 + 2.0 * dk3 + dk4)

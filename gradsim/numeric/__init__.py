@@ -15,7 +15,8 @@ cell for the same t, because :func:`gradient_norms` calls it again on the way ba
 Modules: :mod:`._problem` (arguments), :mod:`.qr` (re-orthonormalisation), :mod:`.trajectory`
 (``unroll``, ``jacobian_product``), :mod:`.spectrum`, :mod:`.observables` (functions of a
 spectrum: Kaplan-Yorke dimension, entropy rate, their standard errors), :mod:`.singular`,
-:mod:`.gradients`, :mod:`.untied`.
+:mod:`.gradients`, :mod:`.sensitivity` (``parameter_jvp``, forward-mode
+sensitivity of the states to the parameters), :mod:`.untied`.
 """
 
 from .gradients import gradient_norms
@@ -26,6 +27,7 @@ from .observables import (
     positive_fraction,
     spectrum_observables,
 )
+from .sensitivity import parameter_jvp
 from .singular import log_singular_values
 from .spectrum import LyapunovSpectrum, lyapunov_spectrum
 from .trajectory import jacobian_product, unroll
@@ -37,6 +39,7 @@ __all__ = [
     "log_singular_values",
     "lyapunov_spectrum",
     "gradient_norms",
+    "parameter_jvp",
     "LyapunovSpectrum",
     "untied",
     "kaplan_yorke_dimension",
