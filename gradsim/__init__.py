@@ -47,6 +47,7 @@ from .numeric import (
     jacobian_product,
     log_singular_values,
     lyapunov_spectrum,
+    parameter_jvp,
     unroll,
     untied,
 )
@@ -190,6 +191,7 @@ __all__ = [
     "SpectrumObservables",
     "entropy_rate",
     "kaplan_yorke_dimension",
+    "parameter_jvp",
     "positive_fraction",
     "spectrum_observables",
     "activation_gamma",
