@@ -11,9 +11,12 @@ from .classic import RNN, ResidualRNN
 from .ensemble import stack_cells
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
+from .modern import LRU, IndRNN, MinGRU, MinLSTM, _check_ring
 from .rate import RATE_INTEGRATORS, LeakyRNN, RateRNN, _check_alpha
 
-CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate")
+CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn")
+# The kinds of gradsim.cells.modern, whose parameters are not PyTorch's four arrays.
+MODERN_KINDS = ("lru", "mingru", "minlstm", "indrnn")
 _N_GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3, "leaky": 1, "rate": 1}
 # The kinds with one square recurrent matrix W_hh, whose diagonal is the self-coupling.
 _SQUARE_KINDS = ("rnn", "irnn", "residual", "leaky", "rate")
@@ -38,6 +41,9 @@ def make_cell(
     bias_std: float = 0.0,
     forget_bias: float | None = None,
     chrono_t_max: float | None = None,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    max_phase: float | None = None,
     ensemble: int | None = None,
     rng=None,
 ) -> Cell:
@@ -45,12 +51,23 @@ def make_cell(
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn"}
         ``"irnn"`` is an RNN with ReLU, recurrent weights ``gain * I`` and zero bias
         (Le, Jaitly & Hinton 2015), whatever ``init`` says. ``"leaky"`` is a
         :class:`~gradsim.cells.rate.LeakyRNN`, ``"rate"`` a :class:`~gradsim.cells.rate.RateRNN`
         (with ``init="gaussian"``, ``gain=g`` and ``zero_diagonal=True``, the random network
         of Engelken, Wolf & Abbott 2023, J_ij ~ N(0, g^2 / N), J_ii = 0).
+        The modern diagonal cells (:mod:`gradsim.cells.modern`): ``"lru"`` is an
+        :class:`~gradsim.cells.modern.LRU` from :meth:`LRU.ring_init` (with ``r_min``, ``r_max``,
+        ``max_phase``; readout size O = I; ``init``, ``gain``, ``input_gain`` and ``bias_std`` do
+        not apply); ``"mingru"`` and ``"minlstm"`` (:class:`MinGRU`, :class:`MinLSTM`) have input
+        weights N(0, input_gain^2 / I) and biases N(0, bias_std^2) per gate, or, with
+        ``init="pytorch"``, nn.Linear's U(-1/sqrt I, 1/sqrt I) for every weight and bias (the
+        paper's layers); ``"indrnn"`` (:class:`IndRNN`, with ``activation``; Li et al. use
+        ``"relu"``) has recurrent weights u ~ U(0, gain) (Li et al.'s U(0, 1) for gain 1), or
+        u = gain for ``init="identity"``, or U(-1/sqrt N, 1/sqrt N) for ``init="pytorch"``, and
+        input weights and bias as the other kinds. ``init`` and ``gain`` do not apply to the
+        gated minimal cells (they have no recurrent weights).
     n_hidden, n_input : int
         N and I; ``n_input=0`` gives a cell without input weights.
     init : str
@@ -82,6 +99,9 @@ def make_cell(
         LSTM only: added to the forget-gate bias.
     chrono_t_max : float, optional
         LSTM only: chrono initialisation of the i and f biases with this longest memory.
+    r_min, r_max, max_phase : float, optional
+        LRU only: the ring initialisation's bounds (defaults 0, 1 and 2 pi, those of
+        :meth:`LRU.ring_init`); 0 <= r_min < r_max <= 1, max_phase > 0.
     ensemble : int, optional
         Draw this many independent networks as one ensemble (``batch_shape == (ensemble,)``).
         Member i is the cell ``make_cell(...)`` would build from the i-th child of ``rng``
@@ -135,6 +155,15 @@ def make_cell(
         raise ValueError(
             f"`forget_bias` and `chrono_t_max` apply to kind='lstm' only; got kind={kind!r}."
         )
+    ring = (r_min, r_max, max_phase)
+    if any(v is not None for v in ring):
+        if kind != "lru":
+            raise ValueError(f"`r_min`, `r_max` and `max_phase` apply to kind='lru' only; got kind={kind!r}.")
+        r_min, r_max, max_phase = _check_ring(
+            0.0 if r_min is None else r_min,
+            1.0 if r_max is None else r_max,
+            2.0 * np.pi if max_phase is None else max_phase,
+        )
     rng = as_rng(rng)
     if ensemble is not None:
         size = positive_int(ensemble, "ensemble")
@@ -142,8 +171,11 @@ def make_cell(
             init=init, gain=gain, activation=activation, variant=variant, alpha=alpha, dt=dt,
             integrator=integrator, zero_diagonal=zero_diagonal, input_gain=input_gain,
             bias_std=bias_std, forget_bias=forget_bias, chrono_t_max=chrono_t_max,
+            r_min=r_min, r_max=r_max, max_phase=max_phase,
         )
         return stack_cells([make_cell(kind, n, n_in, rng=child, **options) for child in rng.spawn(size)])
+    if kind in MODERN_KINDS:
+        return _modern_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, ring, rng)
     gates = _N_GATES[kind]
     if kind == "irnn":
         init = "identity"
@@ -183,3 +215,44 @@ def make_cell(
     if forget_bias is not None:
         b_hh = b_hh + _init.forget_gate_bias(n, forget_bias)
     return LSTM(w_ih, w_hh, b_ih, b_hh)
+
+
+def _modern_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, ring, rng):
+    """A cell of gradsim.cells.modern with the initialisation described in make_cell."""
+    if kind == "lru":
+        r_min, r_max, max_phase = ring
+        return LRU.ring_init(
+            n, n_in,
+            r_min=0.0 if r_min is None else r_min,
+            r_max=1.0 if r_max is None else r_max,
+            max_phase=2.0 * np.pi if max_phase is None else max_phase,
+            rng=rng,
+        )
+
+    def weight():
+        if init == "pytorch":
+            return _init.pytorch_uniform((n, n_in), max(n_in, 1), rng)
+        return _init.gaussian((n, n_in), input_gain, rng)
+
+    def bias():
+        if init == "pytorch":
+            return _init.pytorch_uniform((n,), max(n_in, 1), rng)
+        return rng.standard_normal(n) * bias_std if bias_std > 0 else np.zeros(n)
+
+    if kind == "mingru":
+        w_z, b_z, w_h, b_h = weight(), bias(), weight(), bias()
+        return MinGRU(w_z, w_h, b_z, b_h)
+    if kind == "minlstm":
+        w_f, b_f, w_i, b_i, w_h, b_h = weight(), bias(), weight(), bias(), weight(), bias()
+        return MinLSTM(w_f, w_i, w_h, b_f, b_i, b_h)
+    if init == "identity":
+        u = np.full(n, gain)
+    elif init == "pytorch":
+        u = _init.pytorch_uniform((n,), n, rng)
+    else:
+        u = rng.uniform(0.0, gain, n)
+    w_ih = _init.pytorch_uniform((n, n_in), n, rng) if init == "pytorch" else _init.gaussian((n, n_in), input_gain, rng)
+    b = _init.pytorch_uniform((n,), n, rng) if init == "pytorch" else (
+        rng.standard_normal(n) * bias_std if bias_std > 0 else np.zeros(n)
+    )
+    return IndRNN(u, w_ih, b, activation=activation)
