@@ -184,6 +184,29 @@ def test_readout_parameters_do_not_enter_the_step():
     np.testing.assert_array_equal(flat.param_jvp(s, x, {"gamma_log": np.ones(3)}), 0.0)
 
 
+@pytest.mark.parametrize("v", VARIANTS, ids=VARIANT_IDS)
+def test_parameter_jvp_over_a_sequence_against_finite_differences(v):
+    """gs.parameter_jvp (the time loop over _param_jvp and the Jacobian operators) against a
+    central difference of gs.unroll along the tangent; the same FD error budget per state."""
+    cell = _cell(v, 3, 2, 3)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((15, 2))
+    s0 = rng.standard_normal(cell.state_size)
+    tangent = _random_tangent(cell, rng)
+
+    def along(t):
+        moved = type(cell)(**{k: p + t * tangent[k] for k, p in cell.parameters().items()}, **cell.options())
+        return gs.unroll(moved, x, s0)
+
+    if v[1] == "indrnn" and cell.activation == "relu":
+        states = gs.unroll(cell, x, s0)
+        a = x @ cell.weight_ih.T + cell.weight_hh * states[:-1] + cell.bias_ih
+        assert np.min(np.abs(a)) > 1e-3  # away from ReLU's kink (checked for this draw)
+    out = gs.parameter_jvp(cell, x, tangent, s0)
+    assert out.shape == (16, cell.state_size)
+    _assert_close(out, _fd(along, 0.0, 1.0), f"{v[0]} parameter_jvp")
+
+
 # ------------------------------------------------------------------------------------------
 # the update equations, re-written independently
 def test_lru_step_is_the_complex_recurrence_and_output_the_readout():
@@ -359,6 +382,60 @@ def test_stack_cells_and_no_input(kind):
     for i, c in enumerate(cells):
         np.testing.assert_array_equal(ens.step(s)[i], c.step(s[i]))
         assert set(c.param_vjp(s[i], np.zeros(0), s[i])) == set(c.parameter_names)
+
+
+# ------------------------------------------------------------------------------------------
+# the symbolic layer: sympy's derivation of the same update equations
+SYMBOLIC = [("lru", "tanh"), ("mingru", "tanh"), ("minlstm", "tanh"), ("indrnn", "tanh"), ("indrnn", "relu")]
+
+
+@pytest.mark.parametrize("kind, activation", SYMBOLIC, ids=[f"{k}-{a}" for k, a in SYMBOLIC])
+@pytest.mark.parametrize("n, n_in", [(1, 1), (2, 0), (3, 2)])
+def test_symbolic_derivation_equals_numeric(kind, activation, n, n_in):
+    """The lambdified sympy update and Jacobian against the cell: the same expressions in
+    another evaluation order (cse, numpy ufuncs), a few ulps of O(1) numbers -> 1e-12."""
+    from gradsim import symbolic as S
+
+    sym = S.symbolic_cell(kind, n, n_in, activation=activation)
+    assert sym.state_size == (2 * n if kind == "lru" else n)
+    jac, update = sym.lambdify_jacobian(), sym.lambdify_update()
+    for seed in range(3):
+        cell = gs.make_cell(kind, n, n_in, activation=activation, bias_std=0.5, rng=seed)
+        rng = np.random.default_rng(seed)
+        s, x = rng.standard_normal(cell.state_size), rng.standard_normal(n_in)
+        if _relu_kink_free(cell, s, x):  # sympy's Heaviside(0, 0) and numpy's relu' agree only off 0
+            _assert_close(jac(s, x, cell), cell.jacobian(s, x), f"{kind} symbolic jacobian", tol=EXACT)
+        _assert_close(update(s, x, cell), cell.step(s, x), f"{kind} symbolic update", tol=EXACT)
+        # a mapping of the arrays gives the same (the LRU's readout is not an argument)
+        arrays = {k: v for k, v in cell.parameters().items() if k not in ("C_re", "C_im", "D")}
+        np.testing.assert_array_equal(update(s, x, arrays), update(s, x, cell))
+    # the derived Jacobian is diagonal (the LRU: 2 x 2 rotation blocks on (hr_i, hi_i))
+    derived = sym.jacobian()
+    for i in range(sym.state_size):
+        for j in range(sym.state_size):
+            if i % n != j % n or (kind != "lru" and i != j):
+                assert derived[i, j] == 0, (i, j, derived[i, j])
+
+
+def test_symbolic_bad_input():
+    from gradsim import symbolic as S
+
+    with pytest.raises(ValueError, match=exact(
+        "`params` must be a numeric LRU(n_hidden=2, n_input=1, normalize=True) or a mapping of its arrays; "
+        "got LRU(n_hidden=2, n_input=1, normalize=False)."
+    )):
+        S.symbolic_cell("lru", 2, 1).lambdify_update()(np.zeros(4), np.zeros(1), dataclasses.replace(
+            gs.make_cell("lru", 2, 1, rng=0), normalize=False))
+    with pytest.raises(ValueError, match=exact(
+        "`params` must contain the keys weight_z, weight_h, bias_z, bias_h; got ['weight_z']."
+    )):
+        S.symbolic_cell("mingru", 2, 1).lambdify_update()(np.zeros(2), np.zeros(1), {"weight_z": np.zeros((2, 1))})
+    with pytest.raises(ValueError, match=exact(
+        "`kind` must be a kind with recurrent weight matrices for matrix_form_jacobian; the modern diagonal "
+        "kinds ('lru', 'mingru', 'minlstm', 'indrnn') are derived with explicit symbols by symbolic_cell; got "
+        "'indrnn'."
+    )):
+        S.matrix_form_jacobian("indrnn")
 
 
 # ------------------------------------------------------------------------------------------

@@ -56,11 +56,15 @@ from ..cells import (
     CELL_KINDS,
     GRU,
     GRU_VARIANTS,
+    LRU,
     LSTM,
     RATE_INTEGRATORS,
     RNN,
     Cell,
+    IndRNN,
     LeakyRNN,
+    MinGRU,
+    MinLSTM,
     RateRNN,
     ResidualRNN,
 )
@@ -111,6 +115,30 @@ _NUMERIC = {
     "gru": GRU,
     "leaky": LeakyRNN,
     "rate": RateRNN,
+    "lru": LRU,
+    "mingru": MinGRU,
+    "minlstm": MinLSTM,
+    "indrnn": IndRNN,
+}
+# The modern diagonal kinds (gradsim.cells.modern): their parameters by name, with the shape of
+# each as a function of (N, I). The LRU's readout (C_re, C_im, D) does not enter the step and
+# is not a symbol of its update.
+_MODERN_PARAMS = {
+    "lru": {
+        "nu_log": lambda n, m: (n,), "theta_log": lambda n, m: (n,), "gamma_log": lambda n, m: (n,),
+        "B_re": lambda n, m: (n, m), "B_im": lambda n, m: (n, m),
+    },
+    "mingru": {
+        "weight_z": lambda n, m: (n, m), "weight_h": lambda n, m: (n, m),
+        "bias_z": lambda n, m: (n,), "bias_h": lambda n, m: (n,),
+    },
+    "minlstm": {
+        "weight_f": lambda n, m: (n, m), "weight_i": lambda n, m: (n, m), "weight_h": lambda n, m: (n, m),
+        "bias_f": lambda n, m: (n,), "bias_i": lambda n, m: (n,), "bias_h": lambda n, m: (n,),
+    },
+    "indrnn": {
+        "weight_hh": lambda n, m: (n,), "weight_ih": lambda n, m: (n, m), "bias_ih": lambda n, m: (n,),
+    },
 }
 _ALPHA_KINDS = ("residual", "leaky")
 _PARAM_NAMES = ("weight_hh", "weight_ih", "bias_hh", "bias_ih")
@@ -383,6 +411,14 @@ class SymbolicCell:
     * ``"gru"``: gates (r, z, n); ``variant`` "torch" (reset after the matmul), "reset_before"
       or "chung" (see :class:`gradsim.GRU`);
     * ``"leaky"``: :math:`h' = (1 - \alpha) h + \alpha\, \phi(W_{hh} h + b_{hh} + W_{ih} x + b_{ih})`;
+    * ``"lru"``: :math:`\lambda = e^{-e^{\nu} + i e^{\theta}}`, :math:`h' = \lambda h +
+      e^{\gamma} (B_{re} + i B_{im}) x` written in real and imaginary parts, state
+      (hr, hi) of length 2 N (nu, theta, gamma are :class:`gradsim.cells.LRU`'s nu_log,
+      theta_log, gamma_log; the normalised form, ``normalize=True``);
+    * ``"mingru"``: :math:`z = \sigma(W_z x + b_z)`, :math:`h' = (1 - z) h + z (W_h x + b_h)`;
+      ``"minlstm"``: :math:`f, i = \sigma(W_f x + b_f), \sigma(W_i x + b_i)`,
+      :math:`h' = \frac{f}{f + i} h + \frac{i}{f + i} (W_h x + b_h)`;
+    * ``"indrnn"``: :math:`h' = \phi(W_{ih} x + u \odot h + b_{ih})` (u is ``weight_hh``);
     * ``"rate"``: the rate ODE :math:`\dot h = f(h) = -h + W_{hh} \phi(h) + b_{hh} + W_{ih} x +
       b_{ih}` (the state h is the current, :class:`gradsim.RateRNN`'s x; the input x is held over
       the step), one ``integrator`` step of length ``dt``: Euler :math:`h' = (1 - dt) h + dt
@@ -426,6 +462,8 @@ class SymbolicCell:
     update: sp.ImmutableMatrix
     dt: sp.Expr | None = None
     integrator: str | None = None
+    # The parameter names, in the order of `arguments`: PyTorch's four, or a modern kind's.
+    param_names: tuple = ("weight_hh", "weight_ih", "bias_hh", "bias_ih")
     # GRU: the update with the h of the skip term z * h replaced by `_skip` (the direct path).
     _skip: sp.ImmutableMatrix | None = field(default=None, repr=False)
     _split_update: sp.ImmutableMatrix | None = field(default=None, repr=False)
@@ -447,7 +485,7 @@ class SymbolicCell:
         weight_hh, weight_ih, bias_hh, bias_ih (row-major), then alpha and dt if they are
         symbols."""
         out = list(self.state) + list(self.inputs)
-        for name in _PARAM_NAMES:
+        for name in self.param_names:
             out.extend(self.params[name])
         if isinstance(self.alpha, sp.Symbol):
             out.append(self.alpha)
@@ -562,7 +600,7 @@ class SymbolicCell:
         x = np.zeros(m) if x is None else finite_array(x, "x", shape=(m,))
         arrays, alpha, dt = self._numeric_params(params)
         values = list(state) + list(x)
-        for name in _PARAM_NAMES:
+        for name in self.param_names:
             values.extend(np.ravel(arrays[name]))
         if isinstance(alpha, np.ndarray) and self.alpha is not None:
             raise ValueError(
@@ -582,6 +620,8 @@ class SymbolicCell:
         return values
 
     def _numeric_params(self, params):
+        if self.kind in _MODERN_PARAMS:
+            return self._modern_numeric_params(params), None, None
         gates = len(_GATES[self.kind]) if self.kind in ("lstm", "gru") else 1
         rows, n, m = gates * self.n_hidden, self.n_hidden, self.n_input
         if isinstance(params, Cell):
@@ -633,6 +673,36 @@ class SymbolicCell:
             dt = float(finite_array(dt, "params['dt']", shape=()))
         return arrays, alpha, dt
 
+    def _modern_numeric_params(self, params) -> dict:
+        """The arrays of a modern kind's numeric cell (or mapping), checked against the sizes."""
+        n, m = self.n_hidden, self.n_input
+        shapes = {name: shape(n, m) for name, shape in _MODERN_PARAMS[self.kind].items()}
+        if isinstance(params, Cell):
+            ok = type(params) is _NUMERIC[self.kind] and not params.batch_shape
+            ok = ok and params.n_hidden == n and params.n_input == m
+            if ok and self.activation is not None:
+                ok = params.activation == self.activation
+            if ok and self.kind == "lru":
+                ok = params.normalize
+            if not ok:
+                got = f"{type(params).__name__}(n_hidden={params.n_hidden}, n_input={params.n_input}"
+                for attr in ("activation", "normalize"):
+                    if hasattr(params, attr):
+                        got += f", {attr}={getattr(params, attr)!r}"
+                if params.batch_shape:
+                    got += f", batch_shape={params.batch_shape}"
+                raise ValueError(f"`params` must be {self._describe_numeric()}; got {got}).")
+            return {name: getattr(params, name) for name in shapes}
+        if not isinstance(params, (dict, types.MappingProxyType)):
+            raise TypeError(
+                f"`params` must be a numeric gradsim cell or a mapping of its arrays "
+                f"({', '.join(shapes)}); got {describe(params)}."
+            )
+        missing = [k for k in shapes if k not in params]
+        if missing:
+            raise ValueError(f"`params` must contain the keys {', '.join(shapes)}; got {sorted(params)}.")
+        return {k: finite_array(params[k], f"params[{k!r}]", shape=shapes[k]) for k in shapes}
+
     def _describe_numeric(self) -> str:
         cls = _NUMERIC[self.kind].__name__
         text = f"a numeric {cls}(n_hidden={self.n_hidden}, n_input={self.n_input}"
@@ -642,6 +712,8 @@ class SymbolicCell:
             text += f", variant={self.variant!r}"
         if self.integrator is not None:
             text += f", integrator={self.integrator!r}"
+        if self.kind == "lru":
+            text += ", normalize=True"
         return text + ") or a mapping of its arrays"
 
 
@@ -681,9 +753,10 @@ def symbolic_cell(
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn"}
         As in :func:`gradsim.make_cell`; ``"irnn"`` is an RNN with ReLU (its identity
-        initialisation is a choice of values, not of equations).
+        initialisation is a choice of values, not of equations); ``"lru"`` is the normalised
+        LRU (a numeric LRU with ``normalize=False`` is rejected by the lambdified functions).
     n_hidden : int
         N, between 1 and :data:`MAX_EXPLICIT_N`.
     n_input : int
@@ -734,7 +807,7 @@ def _options(kind, activation, variant, alpha):
         alpha = _exact(alpha, "alpha")
         if kind == "leaky" and not 0 < alpha <= 1:
             raise ValueError(f"`alpha` must be a leak rate in (0, 1] for kind='leaky'; got {alpha}.")
-    if kind in ("lstm", "gru"):
+    if kind in ("lstm", "gru", "lru", "mingru", "minlstm"):
         activation = None
     elif kind == "irnn":
         activation = "relu"
@@ -758,6 +831,8 @@ def _rate_options(kind, dt, integrator):
 
 @functools.cache
 def _symbolic_cell(kind, n, m, activation, variant, alpha, dt=None, integrator=None) -> SymbolicCell:
+    if kind in _MODERN_PARAMS:
+        return _modern_symbolic_cell(kind, n, m, activation)
     gates = _GATES[kind]
     if kind in ("lstm", "gru"):
         blocks = {
@@ -842,6 +917,70 @@ def _symbolic_cell(kind, n, m, activation, variant, alpha, dt=None, integrator=N
         integrator=integrator,
         _skip=skip,
         _split_update=split,
+    )
+
+
+def _modern_symbolic_cell(kind, n, m, activation) -> SymbolicCell:
+    """The explicit update of an LRU, minGRU, minLSTM or IndRNN (see :class:`SymbolicCell`)."""
+    x = sp.ImmutableMatrix.zeros(0, 1) if m == 0 else _vector("x", m)
+    names = {
+        "lru": {"nu_log": "nu", "theta_log": "theta", "gamma_log": "gamma", "B_re": "B_re", "B_im": "B_im"},
+        "mingru": {"weight_z": "W_z", "weight_h": "W_h", "bias_z": "b_z", "bias_h": "b_h"},
+        "minlstm": {
+            "weight_f": "W_f", "weight_i": "W_i", "weight_h": "W_h", "bias_f": "b_f", "bias_i": "b_i",
+            "bias_h": "b_h",
+        },
+        "indrnn": {"weight_hh": "u", "weight_ih": "W_ih", "bias_ih": "b_ih"},
+    }[kind]
+    params = {}
+    for name, shape in _MODERN_PARAMS[kind].items():
+        dims = shape(n, m)
+        params[name] = _bias(names[name], n) if len(dims) == 1 else _block(names[name], *dims)
+
+    def affine(w, b):
+        return sp.ImmutableMatrix(params[w] * x + params[b])
+
+    ones = sp.ImmutableMatrix.ones(n, 1)
+    if kind == "lru":
+        h_re, h_im = _vector("hr", n), _vector("hi", n)
+        modulus = _apply(lambda e: sp.exp(-sp.exp(e)), params["nu_log"])
+        phase = _apply(sp.exp, params["theta_log"])
+        lam_re = _hadamard(modulus, _apply(sp.cos, phase))
+        lam_im = _hadamard(modulus, _apply(sp.sin, phase))
+        gamma = _apply(sp.exp, params["gamma_log"])
+        u_re = _hadamard(gamma, sp.ImmutableMatrix(params["B_re"] * x))
+        u_im = _hadamard(gamma, sp.ImmutableMatrix(params["B_im"] * x))
+        new_re = _hadamard(lam_re, h_re) - _hadamard(lam_im, h_im) + u_re
+        new_im = _hadamard(lam_im, h_re) + _hadamard(lam_re, h_im) + u_im
+        state = sp.ImmutableMatrix.vstack(h_re, h_im)
+        update = sp.ImmutableMatrix.vstack(new_re, new_im)
+    else:
+        state = h = _vector("h", n)
+        if kind == "mingru":
+            z = _apply(sigmoid, affine("weight_z", "bias_z"))
+            update = _hadamard(ones - z, h) + _hadamard(z, affine("weight_h", "bias_h"))
+        elif kind == "minlstm":
+            f = _apply(sigmoid, affine("weight_f", "bias_f"))
+            i = _apply(sigmoid, affine("weight_i", "bias_i"))
+            total = f + i
+            keep = sp.ImmutableMatrix(n, 1, lambda r, _: f[r] / total[r])
+            take = sp.ImmutableMatrix(n, 1, lambda r, _: i[r] / total[r])
+            update = _hadamard(keep, h) + _hadamard(take, affine("weight_h", "bias_h"))
+        else:  # indrnn
+            a = _hadamard(params["weight_hh"], h) + affine("weight_ih", "bias_ih")
+            update = _apply(lambda e: _phi(activation, e), a)
+    return SymbolicCell(
+        kind=kind,
+        n_hidden=n,
+        n_input=m,
+        activation=activation,
+        variant=None,
+        alpha=None,
+        state=sp.ImmutableMatrix(state),
+        inputs=x,
+        params=types.MappingProxyType(params),
+        update=sp.ImmutableMatrix(update),
+        param_names=tuple(params),
     )
 
 
@@ -1216,6 +1355,12 @@ def matrix_form_jacobian(
     MatrixForm
     """
     choice(kind, "kind", CELL_KINDS)
+    if kind in _MODERN_PARAMS:
+        listed = ", ".join(repr(k) for k in _MODERN_PARAMS)
+        raise ValueError(
+            f"`kind` must be a kind with recurrent weight matrices for matrix_form_jacobian; the modern "
+            f"diagonal kinds ({listed}) are derived with explicit symbols by symbolic_cell; got {kind!r}."
+        )
     if activation is not None:
         choice(activation, "activation", tuple(ACTIVATIONS))
     choice(variant, "variant", GRU_VARIANTS)
