@@ -439,6 +439,69 @@ def test_symbolic_bad_input():
 
 
 # ------------------------------------------------------------------------------------------
+# make_cell (the modern kinds' counterparts of tests/test_cells.py's make_cell tests, whose
+# tables assume PyTorch's four arrays)
+SHAPES = {  # name -> shape for N = 4, I = 3 (LRU: O = I)
+    "lru": {"nu_log": (4,), "theta_log": (4,), "gamma_log": (4,), "B_re": (4, 3), "B_im": (4, 3),
+            "C_re": (3, 4), "C_im": (3, 4), "D": (3, 3)},
+    "mingru": {"weight_z": (4, 3), "weight_h": (4, 3), "bias_z": (4,), "bias_h": (4,)},
+    "minlstm": {"weight_f": (4, 3), "weight_i": (4, 3), "weight_h": (4, 3), "bias_f": (4,), "bias_i": (4,),
+                "bias_h": (4,)},
+    "indrnn": {"weight_hh": (4,), "weight_ih": (4, 3), "bias_ih": (4,)},
+}
+CLASSES = {"lru": LRU, "mingru": MinGRU, "minlstm": MinLSTM, "indrnn": IndRNN}
+
+
+def test_modern_kinds_are_cell_kinds():
+    from gradsim.cells.factory import MODERN_KINDS
+
+    assert set(MODERN_KINDS) == set(SHAPES) and set(MODERN_KINDS) <= set(gs.CELL_KINDS)
+
+
+@pytest.mark.parametrize("init", ["gaussian", "identity", "orthogonal", "pytorch"])
+@pytest.mark.parametrize("kind", list(SHAPES))
+def test_make_cell_shapes_of_the_modern_kinds(kind, init):
+    cell = gs.make_cell(kind, 4, 3, init=init, gain=0.9, bias_std=0.2, rng=1)
+    assert type(cell) is CLASSES[kind]
+    assert (cell.n_hidden, cell.n_input) == (4, 3)
+    assert cell.state_size == (8 if kind == "lru" else 4)
+    assert {k: v.shape for k, v in cell.parameters().items()} == SHAPES[kind]
+    s = np.zeros(cell.state_size)
+    assert cell.step(s, np.ones(3)).shape == (cell.state_size,)
+    assert cell.jacobian(s, np.ones(3)).shape == (cell.state_size,) * 2
+    for array in cell.parameters().values():
+        assert array.dtype == np.float64 and not array.flags.writeable
+    without = gs.make_cell(kind, 4, 0, init=init, rng=1)
+    assert without.n_input == 0 and without.step(np.full(without.state_size, 0.1)).shape == (without.state_size,)
+
+
+@pytest.mark.parametrize("kind", list(SHAPES))
+def test_make_cell_reproducible_by_seed_modern(kind):
+    a, b, c = (gs.make_cell(kind, 4, 2, bias_std=0.5, rng=r) for r in (123, 123, 124))
+    for name in a.parameter_names:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert not np.array_equal(getattr(a, name), getattr(c, name)), name
+
+
+def test_make_cell_initialisations_of_the_modern_kinds():
+    # IndRNN: u ~ U(0, gain); identity: u = gain; pytorch: U(-1/sqrt N, 1/sqrt N)
+    u = gs.make_cell("indrnn", 400, 1, gain=0.8, rng=0).weight_hh
+    assert np.all((u >= 0) & (u <= 0.8)) and abs(u.mean() - 0.4) < 5 * 0.8 / math.sqrt(12 * 400)
+    np.testing.assert_array_equal(gs.make_cell("indrnn", 3, 1, init="identity", gain=0.8, rng=0).weight_hh, 0.8)
+    torch_like = gs.make_cell("indrnn", 16, 2, init="pytorch", rng=0)
+    assert all(np.all(np.abs(a) <= 0.25) for a in torch_like.parameters().values())
+    # minGRU / minLSTM with init="pytorch": nn.Linear's U(-1/sqrt I, 1/sqrt I)
+    lin = gs.make_cell("minlstm", 50, 4, init="pytorch", rng=0)
+    for a in lin.parameters().values():
+        assert np.all(np.abs(a) <= 0.5) and np.max(np.abs(a)) > 0.45
+    # the LRU's ring from make_cell's keywords
+    ring = gs.make_cell("lru", 500, 2, r_min=0.9, r_max=0.999, max_phase=0.5, rng=0)
+    modulus = np.abs(ring.eigenvalues)
+    assert np.all((modulus >= 0.9) & (modulus <= 0.999))
+    assert np.all(np.exp(ring.theta_log) <= 0.5)
+
+
+# ------------------------------------------------------------------------------------------
 # the ring initialisation
 def test_ring_init_draws_the_ring_and_the_normalisation():
     cell = LRU.ring_init(2000, 4, r_min=0.3, r_max=0.9, max_phase=1.5, rng=0)
