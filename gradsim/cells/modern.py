@@ -40,7 +40,6 @@ from .base import (
     _mv,
     _outer_sum,
     _sigmoid_slope,
-    _vm,
 )
 
 __all__ = ["LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan"]
@@ -187,11 +186,6 @@ class _DiagonalCell(Cell):
 
 def _zeros_if_none(value, shape):
     return np.zeros(shape) if value is None else value
-
-
-def _leading(value):
-    """The leading (batch) shape of a parameter given as an array, () when it is None."""
-    return () if value is None else np.shape(value)
 
 
 # ------------------------------------------------------------------------------------------
@@ -349,9 +343,9 @@ class LRU(_DiagonalCell):
         u1 = rng.uniform(size=n)
         u2 = rng.uniform(size=n)
         modulus_sq = u1 * (r_max**2 - r_min**2) + r_min**2
-        # -1/2 log|lambda|^2 > 0 needs |lambda| < 1 (u1 < 1) and |lambda| > 0 (r_min > 0 or
-        # u1 > 0); a draw of exactly 0 has probability 2^-53 and is redrawn-free: clipped to the
-        # smallest positive double's neighbourhood instead.
+        # nu_log = log(-1/2 log|lambda|^2) needs 0 < |lambda| < 1: u1 < 1 always, but u1 = 0 with
+        # r_min = 0 (probability 2^-53 per draw) would give log(0); such a draw is clipped to the
+        # smallest positive double (|lambda| ~ 1e-154, a unit that forgets in one step).
         modulus_sq = np.clip(modulus_sq, np.finfo(float).tiny, np.nextafter(1.0, 0.0))
         nu_log = np.log(-0.5 * np.log(modulus_sq))
         theta_log = np.log(max_phase * np.maximum(u2, np.finfo(float).tiny))
