@@ -783,10 +783,11 @@ def mingru_scan(cell, inputs, state0=None) -> np.ndarray:
     Returns
     -------
     ndarray, shape (..., T + 1, N)
-        The states of :func:`gradsim.unroll`, to rounding: each entry's relative error is a few
-        ulps of :math:`|A_t|` (the exponents are differences of cumulative sums of size
-        :math:`|A_t|`), below 1e-13 of the states' scale for T of a few hundred steps with
-        gates away from 0 and 1.
+        The states of :func:`gradsim.unroll`, to rounding: the exponents :math:`A_t + \log P_t`
+        are differences of cumulative sums of size :math:`|A_t|`, so the error relative to the
+        states' scale grows as about eps :math:`|A_t|`. Measured (N = 8, random gates with mean
+        log a between -4 and -0.02): <= 3e-14 at T = 100, <= 4e-13 at T = 1000, <= 3e-12 at
+        T = 5000.
 
     Notes
     -----
