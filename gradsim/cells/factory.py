@@ -76,7 +76,8 @@ def make_cell(
     gain : float
         Gain (or identity scale) of the recurrent blocks.
     activation : str
-        RNN, residual, leaky and rate cells.
+        RNN, residual, leaky, rate and IndRNN cells (for "indrnn" the default tanh applies too;
+        Li et al. use "relu").
     variant : str
         GRU only.
     alpha : float or array of shape (n_hidden,), optional
