@@ -108,6 +108,11 @@ CONFIGS = (
        for a in ("tanh", "relu")]
     + [(f"rate-{i}", "rate", {"integrator": i, "dt": 0.2, "gain": 2.0, "bias_std": 0.3,
                               "zero_diagonal": True}, "full") for i in ("euler", "rk4")]
+    + [("lru", "lru", {"r_min": 0.5, "r_max": 0.99, "max_phase": 3.0}, "full"),
+       ("mingru", "mingru", {"bias_std": 0.3}, "full"),
+       ("minlstm", "minlstm", {"bias_std": 0.3}, "full")]
+    + [(f"indrnn-{a}", "indrnn", {"activation": a, "gain": 1.2, "bias_std": 0.3}, "full")
+       for a in ("tanh", "relu")]
 )
 CONFIG_IDS = [c[0] for c in CONFIGS]
 
@@ -364,7 +369,12 @@ CELL_KINDS_OPTS = [
     ("irnn", {}),
     ("residual", {"alpha": 0.5, "bias_std": 0.3}),
     ("lstm", {"bias_std": 0.3}),
-] + [("gru", {"variant": v, "bias_std": 0.3}) for v in ("torch", "reset_before", "chung")]
+] + [("gru", {"variant": v, "bias_std": 0.3}) for v in ("torch", "reset_before", "chung")] + [
+    ("lru", {"r_min": 0.5, "r_max": 0.99}),
+    ("mingru", {"bias_std": 0.3}),
+    ("minlstm", {"bias_std": 0.3}),
+    ("indrnn", {"activation": "tanh", "bias_std": 0.3}),
+]
 CELL_IDS = [k + ("-" + "-".join(map(str, o.values())) if o else "") for k, o in CELL_KINDS_OPTS]
 
 
