@@ -244,11 +244,15 @@ def summarize(frame):
     slope_text = []
     for g in measured:
         est = mean_estimate(measured[g]) if len(measured[g]) > 1 else Estimate(np.nan, np.nan)
-        out[f"slope d log tau / d log alpha, alpha in {span}, g = {g:g}"] = est
+        # W = 0 (g = 0): every seed is the same network and lambda_1 = log(1 - alpha) to
+        # rounding, so the slope and alpha tau are exact, not estimates with a zero spread.
+        out[f"slope d log tau / d log alpha, alpha in {span}, g = {g:g}"] = (
+            Exact(float(est), rtol=1e-9) if g == 0 else est)
         out[f"slope, exact theory, g = {g:g}"] = Exact(float(np.mean(exact[g])), rtol=1e-6)
         rows = frame[(frame.input_std == 0) & (frame.gain == g) & (frame.alpha == smallest)]
         at = mean_estimate(rows.alpha * rows.tau)
-        out[f"alpha tau at alpha = {smallest:g}, g = {g:g}"] = at
+        out[f"alpha tau at alpha = {smallest:g}, g = {g:g}"] = (
+            Exact(float(at), rtol=1e-9) if g == 0 else at)
         out[f"alpha tau exact (drawn W), alpha = {smallest:g}, g = {g:g}"] = Exact(
             float(np.mean(rows.alpha * rows.tau_exact)), rtol=1e-6)
         out[f"1/(1 - g) circular law, g = {g:g}"] = Exact(1.0 / (1.0 - g))

@@ -235,7 +235,9 @@ def summarize(frame):
         sigmas = sorted({k[1] for k in keys})
         for (f, sigma, gain) in keys:
             for col, label in QUANTITIES.items():
-                out[f"{form}: {label} ({unit}), g = {gain:g}, sigma = {sigma:g}"] = \
+                # D_KY/N counts directions: it has no time unit.
+                suffix = "" if col == "dky_over_n" else f" ({unit})"
+                out[f"{form}: {label}{suffix}, g = {gain:g}, sigma = {sigma:g}"] = \
                     table[(f, sigma, gain)][col]
         # measured vs DMFT, no input, chaotic
         chaotic = [g for g in gains if g > 1 and (form, 0.0, g) in table]
