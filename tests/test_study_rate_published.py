@@ -17,7 +17,7 @@ import pytest
 from study_helpers import run_quick
 from threadpoolctl import threadpool_limits
 
-from gradsim import Estimate, Exact
+from gradsim import Estimate, Exact, Rate
 from gradsim.bench.rate import CLARK_FLOW
 
 RTOL = 1e-10
@@ -107,5 +107,9 @@ def test_summary_arithmetic(quick):
         dmft = float(summary[f"g={gain:g}: lambda_1 mean field (N = inf)"])
         assert math.isclose(dmft, part.theory_lambda1_dmft.iloc[0], rel_tol=1e-12)
     # The non-chaotic count: lambda_1 not above 0 by 2 block s.e. (the study's Z_AGREE).
-    assert summary["rows with lambda_1 not above 0 by 2 s.e. (not chaotic)"] == int(
+    quiet = summary["rows with lambda_1 not above 0 by 2 s.e. (not chaotic)"]
+    assert isinstance(quiet, Rate) and quiet.trials == len(frame)
+    assert quiet.successes == int(
         (frame.lambda1_per_unit_time <= 2 * frame.lambda1_per_unit_time_stderr).sum())
+    # A z-statistic carries one standard error of 1 (its own scale).
+    assert all(summary[k].stderr == 1.0 for k in summary if k.endswith("(fit - Clark) / s.e."))
