@@ -623,7 +623,7 @@ ALPHA_MSG = r"`alpha` must be a number in \(0, 1\] or an array of shape \(2,\) o
          r"'leaky', 'rate'\); got kind='lstm'\."),
         (lambda: gs.make_cell("rate", 2, zero_diagonal="yes", rng=0), TypeError,
          r"`zero_diagonal` must be True or False; got 'yes'\."),
-        (lambda: gs.make_cell("leek", 2, rng=0), ValueError, r"`kind` must be one of .*'leaky', 'rate'; got 'leek'\."),
+        (lambda: gs.make_cell("leek", 2, rng=0), ValueError, r"`kind` must be one of .*'leaky', 'rate'.*; got 'leek'\."),
         (lambda: S.symbolic_cell("rate", dt=0), ValueError, r"`dt` must be a positive finite number; got 0\."),
         (lambda: S.symbolic_cell("rate", dt=math.inf), ValueError, r"`dt` must be a finite real number; got inf\."),
         (lambda: S.symbolic_cell("rnn", dt=0.1), ValueError, r"`dt` applies to kind='rate' only; got kind='rnn'\."),
