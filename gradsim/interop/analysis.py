@@ -1,14 +1,22 @@
-"""``gradsim analyze``: the gradient dynamics of one layer of a trained network.
+"""``gradsim analyze``: the gradient dynamics of a trained network, or of one of its layers.
 
     gradsim analyze WEIGHTS_FILE [--layer K] [--reverse] [--inputs FILE | --steps T] [--out DIR]
 
-reads one recurrent layer (PyTorch ``.pt`` / ``.npz`` state dict, or Keras ``.npz``; see
+reads a recurrent network (PyTorch ``.pt`` / ``.npz`` state dict, or Keras ``.npz``; see
 :mod:`gradsim.interop`) or a reservoirpy reservoir saved by the user (``reservoirpy.save``'s
 ``.rpy``, or a pickled ``Reservoir`` node ``.pkl``; needs ``pip install 'gradsim[reservoir]'``;
 a pickle runs code when it is read, so load only files you trust), runs it from the zero state
 over the given inputs (or T steps of zero input) and writes, like a study,
 ``<out>/analyze-<stem>-layer<K>.csv`` with its ``.meta.json`` sidecar and a figure (``.png``,
-``.svg``, ``.pdf``). The CSV is tidy, one row per number, with the columns
+``.svg``, ``.pdf``).
+
+Without ``--layer``, a PyTorch network of L > 1 unidirectional layers is analysed whole, as
+one :class:`gradsim.StackedCell` (the inputs feed layer 0; layer k reads layer k - 1's outputs
+of the same step; the state is every layer's state, concatenated), in
+``analyze-<stem>-layers0-<L-1>.csv``; a one-layer file gives ``-layer0`` as before.
+``--layer K`` analyses layer K alone, driven by the inputs given (which must then have layer
+K's input size). A bidirectional multi-layer network needs ``--layer``. The CSV is tidy, one
+row per number, with the columns
 
 ``quantity``
     ``log_singular_value`` (natural log of the ``index``-th singular value of P_t = d s_t / d s_0,
@@ -40,6 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from .._validate import describe, positive_int
 from ..cells import GRU, LSTM, Cell
+from ..cells.stacked import StackedCell
 from .reservoirpy import load_reservoir
 from .weights import KERAS_KINDS, TORCH_NONLINEARITIES, load_weights
 from ..numeric import gradient_norms, log_singular_values, lyapunov_spectrum
@@ -118,6 +127,8 @@ def _analysis_rows(cell, inputs, times, warmup):
 
 
 def _cell_label(cell: Cell) -> str:
+    if isinstance(cell, StackedCell):
+        return f"{len(cell.layers)}-layer stack of " + ", ".join(_cell_label(c) for c in cell.layers)
     if isinstance(cell, LSTM):
         return "LSTM"
     if isinstance(cell, GRU):
@@ -234,11 +245,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stem(weights_file: Path, layer: int, reverse: bool, prefix) -> str:
+def _layers_text(cell: Cell, layer) -> str:
+    """``layer<K>`` for one layer, ``layers0-<L-1>`` for a whole stacked network."""
+    if layer is None and isinstance(cell, StackedCell):
+        return f"layers0-{len(cell.layers) - 1}"
+    return f"layer{0 if layer is None else layer}"
+
+
+def _stem(weights_file: Path, layers_text: str, reverse: bool, prefix) -> str:
     parts = [weights_file.stem]
     if prefix:
         parts.append(re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix.strip("./")))
-    parts.append(f"layer{layer}")
+    parts.append(layers_text)
     if reverse:
         parts.append("reverse")
     return "analyze-" + "-".join(parts)
@@ -249,7 +267,7 @@ def _load_cell(weights_file, layer, reverse, load_options) -> Cell:
     if Path(weights_file).suffix.lower() not in RESERVOIR_SUFFIXES:
         return load_weights(weights_file, layer, reverse, **load_options)
     given = {key: value for key, value in load_options.items() if value is not None}
-    if (isinstance(layer, bool) or layer != 0) or reverse or given:
+    if layer is not None and (isinstance(layer, bool) or layer != 0) or reverse or given:
         options = ", ".join(f"{key}={value!r}" for key, value in given.items())
         raise ValueError(
             f"{Path(weights_file).name} holds a reservoirpy reservoir (one layer): `layer` must be 0, "
@@ -279,10 +297,15 @@ def _prepare(weights_file, layer, reverse, inputs_file, steps, warmup, load_opti
 def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, warmup, out, load_options):
     weights_file = Path(weights_file)
     out = prepare_out(out)
-    stem = _stem(weights_file, layer, reverse, prefix)
+    layers_text = _layers_text(cell, layer)
+    stem = _stem(weights_file, layers_text, reverse, prefix)
     csv_path = out / f"{stem}.csv"
     n_steps = inputs if isinstance(inputs, int) else int(inputs.shape[0])
-    title = (f"{weights_file.name}, layer {layer}{' (reverse)' if reverse else ''}: "
+    if layers_text.startswith("layers"):
+        where = f"layers 0-{len(cell.layers) - 1}"
+    else:
+        where = f"layer {layers_text[len('layer'):]}"
+    title = (f"{weights_file.name}, {where}{' (reverse)' if reverse else ''}: "
              f"{_cell_label(cell)}, N={cell.n_hidden}, T={n_steps}")
     from ..workflow.plotting import save_figure
 
@@ -296,6 +319,7 @@ def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, wa
         "prefix": prefix,
         "load_options": {k: v for k, v in load_options.items() if v is not None},
         "cell": type(cell).__name__,
+        "layers": [type(c).__name__ for c in (cell.layers if isinstance(cell, StackedCell) else (cell,))],
         "activation": getattr(cell, "activation", None),
         "variant": getattr(cell, "variant", None),
         "n_hidden": cell.n_hidden,
@@ -311,10 +335,10 @@ def _write(cell, inputs, source, frame, weights_file, layer, reverse, prefix, wa
     return AnalysisResult(csv_path, csv_path.with_suffix(".meta.json"), figure_paths, frame, cell)
 
 
-def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=None, steps=None,
+def analyze(weights_file, layer: int | None = None, reverse: bool = False, inputs_file=None, steps=None,
             out="reports", *, prefix=None, nonlinearity=None, kind=None, reset_after=None,
             activation=None, recurrent_activation=None, warmup: int = 0) -> AnalysisResult:
-    """Analyse one layer of a trained network and write its CSV, metadata and figure.
+    """Analyse a trained network (or one layer) and write its CSV, metadata and figure.
 
     Parameters
     ----------
@@ -325,6 +349,9 @@ def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=Non
         a pickle runs code when it is read, so load only files you trust).
     layer, reverse, prefix
         Which layer (``weight_hh_l{layer}[_reverse]`` under the module path ``prefix``).
+        ``layer=None`` (the default): the whole network, a :class:`gradsim.StackedCell` of a
+        PyTorch network's layers (layer 0 fed the inputs, layer k the outputs of layer k - 1),
+        or its one layer.
     inputs_file : str or Path, optional
         Inputs (T, n_input), see :func:`read_inputs`.
     steps : int, optional
@@ -339,7 +366,8 @@ def analyze(weights_file, layer: int = 0, reverse: bool = False, inputs_file=Non
     Returns
     -------
     AnalysisResult
-        Files ``<out>/analyze-<stem>[-<prefix>]-layer<K>[-reverse].csv``, ``.meta.json`` and
+        Files ``<out>/analyze-<stem>[-<prefix>]-layer<K>[-reverse].csv`` (``-layers0-<L-1>``
+        for a whole L-layer network), ``.meta.json`` and
         the figure's ``.png``, ``.svg``, ``.pdf``.
     """
     options = dict(prefix=prefix, nonlinearity=nonlinearity, kind=kind, reset_after=reset_after,
@@ -358,7 +386,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "saved with reservoirpy.save (.rpy) or pickled (.pkl, .pickle; needs "
         "pip install 'gradsim[reservoir]'). A pickle runs code when it is read: only load "
         "reservoir files you trust"))
-    parser.add_argument("--layer", type=int, default=0, help="layer k of a multi-layer network (default 0)")
+    parser.add_argument("--layer", type=int, default=None, metavar="K", help=(
+        "analyse layer K alone (fed the given inputs). Default: the whole network, every layer "
+        "of a multi-layer PyTorch RNN/LSTM/GRU stacked as one recurrence (inputs to layer 0, "
+        "each layer reading the previous layer's outputs); a one-layer file's only layer"))
     parser.add_argument("--reverse", action="store_true", help="the _reverse direction of a bidirectional layer")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--inputs", default=None, metavar="FILE",

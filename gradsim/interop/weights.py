@@ -49,6 +49,7 @@ import numpy as np
 
 from .._validate import choice, describe, positive_int
 from ..cells import GRU, LSTM, RNN, Cell, ResidualRNN
+from ..cells.stacked import StackedCell
 
 __all__ = [
     "from_torch",
@@ -191,6 +192,41 @@ def _select_prefix(tensors: dict, prefix, where: str):
 
 
 def _from_tensors(tensors: dict, layer, reverse, nonlinearity, prefix, modules, where) -> Cell:
+    """One layer (``layer`` an int), or with ``layer=None`` the whole network: a
+    :class:`~gradsim.cells.stacked.StackedCell` of every layer of a unidirectional multi-layer
+    module, and the plain cell of a one-layer module or a torch cell (as ``layer=0``)."""
+    if layer is not None:
+        return _layer_from_tensors(tensors, layer, reverse, nonlinearity, prefix, modules, where)
+    if not isinstance(reverse, (bool, np.bool_)):
+        raise TypeError(f"`reverse` must be True or False; got {describe(reverse)}.")
+    if nonlinearity is not None:
+        choice(nonlinearity, "nonlinearity", TORCH_NONLINEARITIES)
+    pre, entries = _select_prefix(tensors, prefix, where)
+    layers = sorted({entry[0] for entry in entries if entry is not None})
+    if None in entries or len(layers) <= 1 or reverse:
+        return _layer_from_tensors(tensors, 0, reverse, nonlinearity, prefix, modules, where)
+    if any(backward for _, backward in entries):
+        raise ValueError(
+            f"`layer` must be given for the bidirectional multi-layer network in {where} "
+            f"(layers {', '.join(map(str, layers))}): its layer k reads both directions of layer "
+            "k - 1, which is not one forward recurrence (StackedCell); got layer=None."
+        )
+    if layers != list(range(len(layers))):
+        raise ValueError(
+            f"{where} must hold the layers 0, ..., L - 1 to be read as one network (or pass "
+            f"`layer`); it has the layers {', '.join(map(str, layers))}."
+        )
+    cells = [_layer_from_tensors(tensors, k, False, nonlinearity, prefix, modules, where) for k in layers]
+    for k in range(1, len(cells)):
+        if cells[k].n_input != cells[k - 1].n_hidden:
+            raise ValueError(
+                f"`{pre}weight_ih_l{k}` must have {cells[k - 1].n_hidden} columns, the hidden size "
+                f"of layer {k - 1}, to read its outputs; got shape {cells[k].weight_ih.shape}."
+            )
+    return StackedCell(tuple(cells))
+
+
+def _layer_from_tensors(tensors: dict, layer, reverse, nonlinearity, prefix, modules, where) -> Cell:
     layer, reverse = _check_layer_args(layer, reverse)
     if nonlinearity is not None:
         choice(nonlinearity, "nonlinearity", TORCH_NONLINEARITIES)
@@ -295,8 +331,8 @@ def _from_tensors(tensors: dict, layer, reverse, nonlinearity, prefix, modules, 
     return GRU(variant="torch", **kw)
 
 
-def from_torch(source, layer: int = 0, reverse: bool = False, *, nonlinearity=None, prefix=None) -> Cell:
-    """The gradsim cell of one layer of a PyTorch recurrent network.
+def from_torch(source, layer: int | None = None, reverse: bool = False, *, nonlinearity=None, prefix=None) -> Cell:
+    """The gradsim cell of a PyTorch recurrent network (the whole stack) or of one layer.
 
     Parameters
     ----------
@@ -306,10 +342,15 @@ def from_torch(source, layer: int = 0, reverse: bool = False, *, nonlinearity=No
         state dict (nested checkpoint dicts are flattened with dots). Tensors named
         ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (see the
         module notes for shapes), optionally under a module prefix such as ``encoder.rnn.``.
-    layer : int
-        k, the layer to read (0 = the one reading the network's inputs).
+    layer : int, optional
+        k, the one layer to read (0 = the one reading the network's inputs). None (the
+        default): the whole network, a :class:`~gradsim.StackedCell` of its layers for a
+        unidirectional ``num_layers > 1`` module; the plain cell (as ``layer=0``) for a
+        one-layer module or an ``nn.*Cell``. A bidirectional multi-layer network needs
+        ``layer`` (its layers read both directions, not one forward recurrence).
     reverse : bool
-        Read the ``_reverse`` direction of a bidirectional layer.
+        Read the ``_reverse`` direction of a bidirectional layer (of layer 0 when ``layer`` is
+        None).
     nonlinearity : {"tanh", "relu"}, optional
         For an ``nn.RNN`` read from a state dict, which does not record it (default
         ``"tanh"``, PyTorch's default). A module's own setting is used when ``source`` is a
@@ -321,8 +362,9 @@ def from_torch(source, layer: int = 0, reverse: bool = False, *, nonlinearity=No
     -------
     Cell
         :class:`~gradsim.RNN` (activation tanh or relu), :class:`~gradsim.LSTM` or
-        :class:`~gradsim.GRU` (variant ``"torch"``) holding float64 copies of the tensors. A
-        layer without biases (``bias=False``) gives zero biases.
+        :class:`~gradsim.GRU` (variant ``"torch"``) holding float64 copies of the tensors, or
+        a :class:`~gradsim.StackedCell` of them (``layer=None``, several layers). A layer
+        without biases (``bias=False``) gives zero biases.
 
     Raises
     ------
@@ -389,7 +431,7 @@ def _check_path_arg(path) -> Path:
     return path
 
 
-def load_torch(path, layer: int = 0, reverse: bool = False, *, nonlinearity=None, prefix=None) -> Cell:
+def load_torch(path, layer: int | None = None, reverse: bool = False, *, nonlinearity=None, prefix=None) -> Cell:
     """:func:`from_torch` of a state dict saved in a file.
 
     Parameters
@@ -722,9 +764,10 @@ def _keras_from_arrays(arrays, where, kind, reset_after, activation, recurrent_a
                       activation=activation, recurrent_activation=recurrent_activation)
 
 
-def load_weights(path, layer: int = 0, reverse: bool = False, *, prefix=None, nonlinearity=None,
+def load_weights(path, layer: int | None = None, reverse: bool = False, *, prefix=None, nonlinearity=None,
                  kind=None, reset_after=None, activation=None, recurrent_activation=None) -> Cell:
-    """One recurrent layer from a weights file, PyTorch or Keras, whichever the file holds.
+    """A recurrent network (PyTorch: the whole stack by default) or one layer from a weights file,
+    PyTorch or Keras, whichever the file holds.
 
     An ``.npz`` with a ``recurrent_kernel`` array is read as Keras (:func:`load_keras_npz`),
     anything else as a PyTorch state dict (:func:`load_torch`).
@@ -748,7 +791,7 @@ def load_weights(path, layer: int = 0, reverse: bool = False, *, prefix=None, no
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         if _is_keras(arrays):
-            layer, reverse = _check_layer_args(layer, reverse)
+            layer, reverse = _check_layer_args(0 if layer is None else layer, reverse)
             if layer != 0 or reverse or nonlinearity is not None:
                 raise ValueError(
                     f"{path.name} holds Keras weights: `layer` must be 0, `reverse` False and "

@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir_b", metavar="DIR_B", help="another report folder (e.g. a fresh gradsim report --out)")
     _add_studies(p)
 
-    p = sub.add_parser("analyze", help="spectra and gradient-norm curves of one layer of a trained network")
+    p = sub.add_parser("analyze", help="spectra and gradient-norm curves of a trained network "
+                                          "(all its layers, stacked; or one with --layer K)")
     _analyze.add_arguments(p)
     return parser
 
