@@ -16,15 +16,18 @@ Tolerances.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gradsim as gs
 from gradsim import interop
 from gradsim.cells.stacked import StackedCell
-from gradsim.interop.analysis import analyze
+from gradsim.interop.analysis import add_arguments, analyze, run
+from gradsim.workflow.runner import UsageError
 
 I, N, T = 3, 5, 30
 FD_STEP = 1e-5
@@ -120,6 +123,13 @@ def test_from_torch_layer_argument_and_one_layer_modules():
     # Parameter names of the stack.
     assert list(stack.parameters())[:5] == ["layer0.weight_hh", "layer0.weight_ih", "layer0.bias_hh",
                                             "layer0.bias_ih", "layer1.weight_hh"]
+    # Round trip: the stack's state dict loads into a fresh module (strict names) exactly.
+    fresh = torch.nn.GRU(I, N, num_layers=3).double()
+    fresh.load_state_dict(interop.to_state_dict(stack, as_torch=True))
+    for name, value in module.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="`layer` must be 0 and `reverse` False for a StackedCell"):
+        interop.to_state_dict(stack, layer=1)
     bidirectional = torch.nn.LSTM(I, N, num_layers=2, bidirectional=True).double()
     with pytest.raises(ValueError, match=r"`layer` must be given for the bidirectional multi-layer"):
         interop.from_torch(bidirectional)
@@ -247,7 +257,7 @@ def test_bad_layers_are_refused():
 
 # ------------------------------------------------------------------------------------------
 # gradsim analyze of a whole network
-def test_analyze_two_layer_torch_model(tmp_path):
+def test_analyze_two_layer_torch_model(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     module = torch_stack(torch, "gru", layers=2, seed=3)
     weights = tmp_path / "net.pt"
@@ -269,3 +279,19 @@ def test_analyze_two_layer_torch_model(tmp_path):
     # --layer K still reads one layer.
     one = analyze(weights, layer=1, steps=20, out=tmp_path / "out")
     assert one.csv_path.name == "analyze-net-layer1.csv" and isinstance(one.cell, gs.GRU)
+    # The command line, end to end: the whole network by default, one layer with --layer.
+    parser = argparse.ArgumentParser(prog="gradsim analyze")
+    add_arguments(parser)
+    assert run(parser.parse_args([str(weights), "--steps", "25", "--out", str(tmp_path / "cli")])) == 0
+    printed = capsys.readouterr().out
+    assert "analyze-net-layers0-1.csv" in printed and "2-layer stack of GRU (torch), GRU (torch)" in printed
+    frame = pd.read_csv(tmp_path / "cli" / "analyze-net-layers0-1.csv")
+    assert (frame.quantity == "lyapunov_exponent").sum() == 2 * N
+    assert frame[frame.quantity == "log_gradient_norm"].t.max() == 25
+    assert run(parser.parse_args([str(weights), "--layer", "0", "--steps", "25",
+                                  "--out", str(tmp_path / "cli")])) == 0
+    frame = pd.read_csv(tmp_path / "cli" / "analyze-net-layer0.csv")
+    assert set(frame.path) == {"full", "direct"}  # one GRU layer: its two paths
+    assert ((frame.quantity == "lyapunov_exponent") & (frame.path == "full")).sum() == N
+    with pytest.raises(UsageError, match=r"`layer` must be one of the layers in net.pt \(0, 1\); got 2"):
+        run(parser.parse_args([str(weights), "--layer", "2", "--out", str(tmp_path / "cli")]))

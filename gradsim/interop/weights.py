@@ -459,11 +459,13 @@ def to_state_dict(cell: Cell, layer: int = 0, reverse: bool = False, *, as_torch
 
     Parameters
     ----------
-    cell : RNN (tanh or relu), LSTM or GRU (variant "torch")
+    cell : RNN (tanh or relu), LSTM or GRU (variant "torch"), or a StackedCell of them
         The cells ``torch.nn`` can run; others (a residual, linear or sigmoid RNN; a GRU that
-        resets before the matmul or follows Chung et al.) are refused.
+        resets before the matmul or follows Chung et al.) are refused. A
+        :class:`~gradsim.StackedCell` gives every layer k's tensors, suffix ``_l{k}`` (for a
+        ``num_layers = L`` module of one kind).
     layer : int
-        k of the ``_l{k}`` suffix.
+        k of the ``_l{k}`` suffix (0 for a StackedCell).
     reverse : bool
         Add the ``_reverse`` suffix (second direction of a bidirectional layer).
     as_torch : bool
@@ -482,6 +484,16 @@ def to_state_dict(cell: Cell, layer: int = 0, reverse: bool = False, *, as_torch
     if not isinstance(cell, Cell):
         raise TypeError(f"`cell` must be a gradsim Cell; got {describe(cell)}.")
     layer, reverse = _check_layer_args(layer, reverse)
+    if isinstance(cell, StackedCell):
+        if layer != 0 or reverse:
+            raise ValueError(
+                "`layer` must be 0 and `reverse` False for a StackedCell (its layers k are written "
+                f"as _l{{k}}); got layer={layer}, reverse={reverse}."
+            )
+        out = {}
+        for k, one in enumerate(cell.layers):
+            out.update(to_state_dict(one, k, as_torch=as_torch, bias=bias, dtype=dtype))
+        return out
     if isinstance(cell, ResidualRNN) or type(cell) not in (RNN, LSTM, GRU):
         raise ValueError(
             f"`cell` must be an RNN, LSTM or GRU to export to PyTorch (torch.nn has no "
