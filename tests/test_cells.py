@@ -540,8 +540,11 @@ def test_constructor_copies_caller_arrays(kind):
 # ------------------------------------------------------------------------------------------
 # 6. make_cell
 # The kinds with PyTorch's four arrays; the modern diagonal kinds (gradsim.cells.factory.MODERN_KINDS)
-# have their own parameters and their make_cell tests in tests/test_modern_cells.py.
-TORCH_KINDS = [k for k in gs.CELL_KINDS if k not in gs.cells.factory.MODERN_KINDS]
+# and the discretised ODEs (ODE_KINDS) have their own parameters and their make_cell tests in
+# tests/test_modern_cells.py and tests/test_modern_cells_b.py.
+TORCH_KINDS = [
+    k for k in gs.CELL_KINDS if k not in gs.cells.factory.MODERN_KINDS + gs.cells.factory.ODE_KINDS
+]
 GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3, "leaky": 1, "rate": 1}
 CLASSES = {"rnn": gs.RNN, "irnn": gs.RNN, "residual": gs.ResidualRNN, "lstm": gs.LSTM, "gru": gs.GRU,
            "leaky": gs.LeakyRNN, "rate": gs.RateRNN}

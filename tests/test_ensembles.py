@@ -113,6 +113,8 @@ CONFIGS = (
        ("minlstm", "minlstm", {"bias_std": 0.3}, "full")]
     + [(f"indrnn-{a}", "indrnn", {"activation": a, "gain": 1.2, "bias_std": 0.3}, "full")
        for a in ("tanh", "relu")]
+    + [("antisymmetric", "antisymmetric", {"eps": 0.3, "gamma": 0.2, "bias_std": 0.3}, "full"),
+       ("cornn", "cornn", {"bias_std": 0.3}, "full")]
 )
 CONFIG_IDS = [c[0] for c in CONFIGS]
 
@@ -374,6 +376,8 @@ CELL_KINDS_OPTS = [
     ("mingru", {"bias_std": 0.3}),
     ("minlstm", {"bias_std": 0.3}),
     ("indrnn", {"activation": "tanh", "bias_std": 0.3}),
+    ("antisymmetric", {"eps": 0.3, "bias_std": 0.3}),
+    ("cornn", {"bias_std": 0.3}),
 ]
 CELL_IDS = [k + ("-" + "-".join(map(str, o.values())) if o else "") for k, o in CELL_KINDS_OPTS]
 

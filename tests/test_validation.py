@@ -22,7 +22,10 @@ def exact(message: str) -> str:
 
 
 ACTS = "'tanh', 'relu', 'linear', 'sigmoid'"
-KINDS = "'rnn', 'irnn', 'residual', 'lstm', 'gru', 'leaky', 'rate', 'lru', 'mingru', 'minlstm', 'indrnn'"
+KINDS = (
+    "'rnn', 'irnn', 'residual', 'lstm', 'gru', 'leaky', 'rate', 'lru', 'mingru', 'minlstm', 'indrnn', "
+    "'antisymmetric', 'cornn'"
+)
 INITS = ", ".join(repr(k) for k in init.INITIALISERS)
 RNG_TYPE = "`rng` must be None, a non-negative int seed, a SeedSequence or a numpy Generator; got "
 

@@ -11,9 +11,10 @@ from .ensemble import stack_cells
 from .factory import CELL_KINDS, make_cell
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
-from .modern import LRU, IndRNN, MinGRU, MinLSTM, mingru_scan
+from .modern import CORNN_DAMPING, LRU, AntisymmetricRNN, CoRNN, IndRNN, MinGRU, MinLSTM, mingru_scan
 from .rate import RATE_INTEGRATORS, LeakyRNN, RateRNN
 
 __all__ = ["Cell", "RNN", "ResidualRNN", "LSTM", "GRU", "make_cell", "ACTIVATIONS", "CELL_KINDS", "GRU_VARIANTS", "stack_cells",
            "LeakyRNN", "RateRNN", "RATE_INTEGRATORS",
-           "LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan"]
+           "LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan",
+           "AntisymmetricRNN", "CoRNN", "CORNN_DAMPING"]

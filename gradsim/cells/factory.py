@@ -11,12 +11,20 @@ from .classic import RNN, ResidualRNN
 from .ensemble import stack_cells
 from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
-from .modern import LRU, IndRNN, MinGRU, MinLSTM, _check_ring
+from .modern import LRU, AntisymmetricRNN, CoRNN, IndRNN, MinGRU, MinLSTM, _check_option, _check_ring
 from .rate import RATE_INTEGRATORS, LeakyRNN, RateRNN, _check_alpha
 
-CELL_KINDS = ("rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn")
-# The kinds of gradsim.cells.modern, whose parameters are not PyTorch's four arrays.
+CELL_KINDS = (
+    "rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn",
+    "antisymmetric", "cornn",
+)
+# The diagonal kinds of gradsim.cells.modern, whose parameters are not PyTorch's four arrays.
 MODERN_KINDS = ("lru", "mingru", "minlstm", "indrnn")
+# The discretised-ODE kinds of gradsim.cells.modern (AntisymmetricRNN, CoRNN), whose parameters are
+# not PyTorch's four arrays either and whose Jacobians are dense.
+ODE_KINDS = ("antisymmetric", "cornn")
+# Their published defaults: AntisymmetricRNN (eps, gamma), CoRNN (dt, gamma, eps) of sMNIST.
+_ODE_DEFAULTS = {"antisymmetric": {"eps": 0.01, "gamma": 0.01}, "cornn": {"dt": 0.042, "gamma": 2.7, "eps": 4.7}}
 _N_GATES = {"rnn": 1, "irnn": 1, "residual": 1, "lstm": 4, "gru": 3, "leaky": 1, "rate": 1}
 # The kinds with one square recurrent matrix W_hh, whose diagonal is the self-coupling.
 _SQUARE_KINDS = ("rnn", "irnn", "residual", "leaky", "rate")
@@ -44,6 +52,8 @@ def make_cell(
     r_min: float | None = None,
     r_max: float | None = None,
     max_phase: float | None = None,
+    eps: float | None = None,
+    gamma: float | None = None,
     ensemble: int | None = None,
     rng=None,
 ) -> Cell:
@@ -51,7 +61,8 @@ def make_cell(
 
     Parameters
     ----------
-    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn"}
+    kind : {"rnn", "irnn", "residual", "lstm", "gru", "leaky", "rate", "lru", "mingru", "minlstm", "indrnn", \
+            "antisymmetric", "cornn"}
         ``"irnn"`` is an RNN with ReLU, recurrent weights ``gain * I`` and zero bias
         (Le, Jaitly & Hinton 2015), whatever ``init`` says. ``"leaky"`` is a
         :class:`~gradsim.cells.rate.LeakyRNN`, ``"rate"`` a :class:`~gradsim.cells.rate.RateRNN`
@@ -68,6 +79,16 @@ def make_cell(
         u = gain for ``init="identity"``, or U(-1/sqrt N, 1/sqrt N) for ``init="pytorch"``, and
         input weights and bias as the other kinds. ``init`` and ``gain`` do not apply to the
         gated minimal cells (they have no recurrent weights).
+        The discretised ODEs: ``"antisymmetric"`` (:class:`~gradsim.cells.modern.AntisymmetricRNN`,
+        with ``activation``, ``eps`` default 0.01, ``gamma`` default 0.01) has W drawn by ``init``
+        with ``gain`` (``"gaussian"``: W ~ N(0, gain^2 / N), Chang et al.'s N(0, sigma^2 / N) with
+        sigma = gain), V ~ N(0, input_gain^2 / I) and b ~ N(0, bias_std^2), or, with
+        ``init="pytorch"``, U(-1/sqrt N, 1/sqrt N) for all three; ``"cornn"``
+        (:class:`~gradsim.cells.modern.CoRNN`, with ``activation``, ``dt`` default 0.042,
+        ``gamma`` 2.7, ``eps`` 4.7: Rusch & Mishra's sMNIST settings) has W_y and W_z drawn by
+        ``init`` with ``gain``, V ~ N(0, input_gain^2 / I), b ~ N(0, bias_std^2), or, with
+        ``init="pytorch"``, the authors' code: one nn.Linear over cat(x, z, y), so every weight
+        and the bias U(-1/sqrt(I + 2N), 1/sqrt(I + 2N)).
     n_hidden, n_input : int
         N and I; ``n_input=0`` gives a cell without input weights.
     init : str
@@ -85,7 +106,8 @@ def make_cell(
         in (0, 1] (default 0.1). Checked as a number for the other kinds and ignored, except
         for ``"rate"``, where it is an error (its leak is ``dt``).
     dt : float, optional
-        Rate cells only: the step in units of tau (default 1: the map).
+        Rate cells: the step in units of tau (default 1: the map). CoRNN: the step Delta t
+        (default 0.042).
     integrator : {"euler", "rk4"}, optional
         Rate cells only (default ``"euler"``).
     zero_diagonal : bool
@@ -103,6 +125,9 @@ def make_cell(
     r_min, r_max, max_phase : float, optional
         LRU only: the ring initialisation's bounds (defaults 0, 1 and 2 pi, those of
         :meth:`LRU.ring_init`); 0 <= r_min < r_max <= 1, max_phase > 0.
+    eps, gamma : float, optional
+        AntisymmetricRNN (eps > 0, gamma >= 0; defaults 0.01, 0.01) and CoRNN (both > 0; defaults
+        4.7 and 2.7) only.
     ensemble : int, optional
         Draw this many independent networks as one ensemble (``batch_shape == (ensemble,)``).
         Member i is the cell ``make_cell(...)`` would build from the i-th child of ``rng``
@@ -135,10 +160,20 @@ def make_cell(
         )
     if alpha is not None:
         alpha = _check_alpha(alpha, n) if kind == "leaky" else finite_number(alpha, "alpha")
-    if (dt is not None or integrator is not None) and kind != "rate":
+    if integrator is not None and kind == "cornn":
+        raise ValueError(f"`integrator` applies to kind='rate' only; got kind={kind!r}.")
+    if (dt is not None and kind not in ("rate", "cornn")) or (integrator is not None and kind != "rate"):
         raise ValueError(f"`dt` and `integrator` apply to kind='rate' only; got kind={kind!r}.")
     if dt is not None:
         dt = positive_number(dt, "dt")
+    if (eps is not None or gamma is not None) and kind not in ODE_KINDS:
+        raise ValueError(
+            f"`eps` and `gamma` apply to kind='antisymmetric' or kind='cornn' only; got kind={kind!r}."
+        )
+    if eps is not None:
+        eps = _check_option(eps, "eps")
+    if gamma is not None:
+        gamma = _check_option(gamma, "gamma", allow_zero=kind == "antisymmetric")
     if integrator is not None:
         choice(integrator, "integrator", RATE_INTEGRATORS)
     if not isinstance(zero_diagonal, (bool, np.bool_)):
@@ -172,9 +207,13 @@ def make_cell(
             init=init, gain=gain, activation=activation, variant=variant, alpha=alpha, dt=dt,
             integrator=integrator, zero_diagonal=zero_diagonal, input_gain=input_gain,
             bias_std=bias_std, forget_bias=forget_bias, chrono_t_max=chrono_t_max,
-            r_min=r_min, r_max=r_max, max_phase=max_phase,
+            r_min=r_min, r_max=r_max, max_phase=max_phase, eps=eps, gamma=gamma,
         )
         return stack_cells([make_cell(kind, n, n_in, rng=child, **options) for child in rng.spawn(size)])
+    if kind in ODE_KINDS:
+        given = {"dt": dt, "eps": eps, "gamma": gamma}
+        opts = {k: v if given[k] is None else given[k] for k, v in _ODE_DEFAULTS[kind].items()}
+        return _ode_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, opts, rng)
     if kind in MODERN_KINDS:
         return _modern_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, ring, rng)
     gates = _N_GATES[kind]
@@ -257,3 +296,20 @@ def _modern_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, ri
         rng.standard_normal(n) * bias_std if bias_std > 0 else np.zeros(n)
     )
     return IndRNN(u, w_ih, b, activation=activation)
+
+
+def _ode_cell(kind, n, n_in, init, gain, activation, input_gain, bias_std, opts, rng):
+    """An AntisymmetricRNN or a CoRNN with the initialisation described in make_cell."""
+    squares = 1 if kind == "antisymmetric" else 2
+    if init == "pytorch":
+        fan_in = n if kind == "antisymmetric" else n_in + 2 * n
+        squares = [_init.pytorch_uniform((n, n), fan_in, rng) for _ in range(squares)]
+        w_ih = _init.pytorch_uniform((n, n_in), fan_in, rng)
+        b = _init.pytorch_uniform((n,), fan_in, rng)
+    else:
+        squares = [_init.initialise(init, n, gain, rng) for _ in range(squares)]
+        w_ih = _init.gaussian((n, n_in), input_gain, rng)
+        b = rng.standard_normal(n) * bias_std if bias_std > 0 else np.zeros(n)
+    if kind == "antisymmetric":
+        return AntisymmetricRNN(squares[0], w_ih, b, activation=activation, **opts)
+    return CoRNN(squares[0], squares[1], w_ih, b, activation=activation, **opts)

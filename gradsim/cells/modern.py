@@ -18,6 +18,17 @@ the parameters and the inputs:
 None of them has PyTorch's ``weight_hh`` matrix, so their parameters carry the papers' names
 (the IndRNN's ``weight_hh`` is the vector u). All accept ensembles through leading batch
 dimensions of every parameter, as the other cells.
+
+Two discretised ODEs with dense Jacobians follow them, built so that gradients neither vanish
+nor explode by the structure of the continuous-time system:
+
+* :class:`AntisymmetricRNN` (Chang, Chen, Haber & Chi 2019): :math:`h' = h + \epsilon
+  \tanh((W - W^\top - \gamma I) h + V x + b)`; the linear cell's exponents are exactly
+  :math:`\tfrac12 \log((1 - \epsilon\gamma)^2 + \epsilon^2\omega_k^2)`, :math:`i\omega_k` the
+  eigenvalues of :math:`W - W^\top`.
+* :class:`CoRNN` (Rusch & Mishra 2021): coupled oscillators, state (y, z) of length 2 N,
+  :math:`z' = z + \Delta t(\sigma(W y + \mathcal W z + V x + b) - \gamma y - \epsilon z)`,
+  :math:`y' = y + \Delta t\, z'`.
 """
 
 from __future__ import annotations
@@ -39,10 +50,11 @@ from .base import (
     _members,
     _mv,
     _outer_sum,
+    _vm,
     _sigmoid_slope,
 )
 
-__all__ = ["LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan"]
+__all__ = ["LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan", "AntisymmetricRNN", "CoRNN", "CORNN_DAMPING"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -910,3 +922,353 @@ class IndRNN(_DiagonalCell):
         r""":math:`\delta h' = \phi'(a) \odot (\delta u \odot h + \delta W_{ih} x + \delta b)`."""
         _, slope = self._forward(state, x)
         return slope * (tangent["weight_hh"] * state + _affine_map(x, tangent["weight_ih"], tangent["bias_ih"]))
+
+
+# ------------------------------------------------------------------------------------------
+# AntisymmetricRNN
+def _check_option(value, name: str, *, allow_zero: bool = False) -> float:
+    """A scalar option (eps, gamma, dt) as a float: finite and > 0 (or >= 0 with ``allow_zero``)."""
+    from .._validate import positive_number
+
+    return positive_number(value, name, allow_zero=allow_zero)
+
+
+def _transpose(w):
+    """W^T of every member: the last two axes swapped."""
+    return np.swapaxes(w, -1, -2)
+
+
+@dataclass(frozen=True, eq=False)
+class AntisymmetricRNN(_DiagonalCell):
+    r"""AntisymmetricRNN (Chang, Chen, Haber & Chi 2019): a forward-Euler step of an ODE whose
+    Jacobian has an antisymmetric recurrent part.
+
+    .. math::
+
+        A = W - W^\top - \gamma I, \qquad a_t = A h_{t-1} + V x_t + b, \qquad
+        h_t = h_{t-1} + \epsilon\, \phi(a_t)
+
+        \frac{\partial h_t}{\partial h_{t-1}} = I + \epsilon \operatorname{diag}(\phi'(a_t))\, A
+
+    The eigenvalues of :math:`W - W^\top` are purely imaginary, :math:`\pm i\omega_k`, so
+    the continuous-time system is (for :math:`\gamma = 0`) marginally stable; the diffusion
+    :math:`\gamma` damps the forward-Euler step. With ``activation="linear"`` the Jacobian
+    :math:`I + \epsilon A` is constant and normal, with eigenvalues
+    :math:`1 - \epsilon\gamma \pm i \epsilon \omega_k`: the Lyapunov exponents are exactly
+    :math:`\tfrac12 \log((1 - \epsilon\gamma)^2 + \epsilon^2 \omega_k^2)`, each pair twice
+    (:meth:`linear_exponents`).
+
+    Parameters
+    ----------
+    weight_hh : array, shape (N, N), or (*B, N, N) for an ensemble
+        W; only its antisymmetric part :math:`W - W^\top` enters the step (the symmetric part
+        has zero gradient).
+    weight_ih : array, shape (N, I), optional
+        V; None means no input (I = 0).
+    bias : array, shape (N,), optional
+        b; zero when None.
+    eps : float > 0
+        The step size epsilon (the paper's grid: 0.01 to 1).
+    gamma : float >= 0
+        The diffusion gamma (the paper's grid: 0.001 to 1).
+    activation : str
+        phi: "tanh" (the paper's, the default), "linear", or another of
+        :data:`gradsim.cells.base.ACTIVATIONS`.
+
+    Notes
+    -----
+    The paper's gated variant (its eq. 11, an input gate on the update) is not implemented.
+    """
+
+    weight_hh: np.ndarray
+    weight_ih: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    eps: float = 0.01
+    gamma: float = 0.01
+    activation: str = "tanh"
+
+    parameter_names = ("weight_hh", "weight_ih", "bias")
+    _cores = {"weight_hh": ("N", "N"), "weight_ih": ("N", "I"), "bias": ("N",)}
+    _primary = "weight_hh"
+
+    def __post_init__(self):
+        choice(self.activation, "activation", tuple(ACTIVATIONS))
+        object.__setattr__(self, "eps", _check_option(self.eps, "eps"))
+        object.__setattr__(self, "gamma", _check_option(self.gamma, "gamma", allow_zero=True))
+        w = finite_array(self.weight_hh, "weight_hh")
+        if w.ndim < 2 or w.shape[-1] != w.shape[-2]:
+            raise ValueError(
+                f"`weight_hh` must be a square array of shape (N, N) (or (..., N, N) for an ensemble) for "
+                f"AntisymmetricRNN; got shape {w.shape}."
+            )
+        n = w.shape[-1]
+        self._freeze_parameters(
+            {
+                "weight_hh": w,
+                "weight_ih": _zeros_if_none(self.weight_ih, (n, 0)),
+                "bias": _zeros_if_none(self.bias, (n,)),
+            }
+        )
+        object.__setattr__(self, "_recurrent", frozen(self.weight_hh - _transpose(self.weight_hh) - self.gamma * np.eye(n)))
+
+    @property
+    def recurrent_matrix(self) -> np.ndarray:
+        r""":math:`A = W - W^\top - \gamma I`, shape (*B, N, N) (read-only)."""
+        return self._recurrent
+
+    def linear_exponents(self) -> np.ndarray:
+        r"""The exact Lyapunov exponents of the linear cell, sorted descending, shape (*B, N).
+
+        :math:`\tfrac12 \log((1 - \epsilon\gamma)^2 + \epsilon^2\omega_k^2)` for the eigenvalues
+        :math:`i\omega_k` of :math:`W - W^\top` (computed by ``eigvalsh`` of the Hermitian
+        :math:`-i (W - W^\top)`). They are the exponents of this cell whatever its activation
+        only when ``activation="linear"``; for tanh they are those of its linearisation at a = 0.
+        """
+        k = self.weight_hh - _transpose(self.weight_hh)
+        omega = np.linalg.eigvalsh(-1j * k)
+        out = 0.5 * np.log((1.0 - self.eps * self.gamma) ** 2 + (self.eps * omega) ** 2)
+        return -np.sort(-out, axis=-1)
+
+    def _forward(self, state, x):
+        phi, dphi = ACTIVATIONS[self.activation]
+        a = _mv(self._recurrent, state) + _affine_map(x, self.weight_ih, self.bias)
+        y = phi(a)
+        return state + self.eps * y, dphi(a, y)
+
+    def _jacobian(self, state, x, path):
+        new, slope = self._forward(state, x)
+        n = self.n_hidden
+        jac = np.eye(n) + self.eps * slope[..., :, None] * self._recurrent
+        return new, np.broadcast_to(jac, new.shape[:-1] + (n, n)).copy()
+
+    def _vjp(self, state, x, cotangent, path):
+        _, slope = self._forward(state, x)
+        out = cotangent + _vm(self.eps * cotangent * slope, self._recurrent)
+        return np.broadcast_to(out, _step_shape(state, x, cotangent, out) + out.shape[-1:]).copy()
+
+    def _param_vjp(self, state, x, cotangent):
+        # L = v . (h + eps phi(a)), a = (W - W^T - gamma I) h + V x + b: dL/da = eps v phi'(a) = g;
+        # dL/dW = G - G^T with G = sum g h^T (W enters through W and through -W^T).
+        _, slope = self._forward(state, x)
+        grad_a = self.eps * cotangent * slope
+        shape, batch = _step_shape(state, x, cotangent, grad_a), self.batch_shape
+        outer = _outer_sum(grad_a, state, batch)
+        return {
+            "weight_hh": outer - _transpose(outer),
+            "weight_ih": _weight_gradient(grad_a, x, batch),
+            "bias": _batch_sum(grad_a, shape, batch),
+        }
+
+    def _param_jvp(self, state, x, tangent):
+        r""":math:`\delta h' = \epsilon\, \phi'(a) \odot ((\delta W - \delta W^\top) h + \delta V x + \delta b)`."""
+        _, slope = self._forward(state, x)
+        d_w = tangent["weight_hh"]
+        d_a = _mv(d_w - _transpose(d_w), state) + _affine_map(x, tangent["weight_ih"], tangent["bias"])
+        return self.eps * slope * d_a
+
+
+# ------------------------------------------------------------------------------------------
+# coRNN
+CORNN_DAMPING = ("explicit", "implicit")
+
+
+class _CoRNNJacobian:
+    """The coRNN's Jacobian [[I + dt Zy, dt Zz], [Zy, Zz]] as an operator, with
+    Zy = c (dt diag(d) W_y - dt gamma I), Zz = c (k I + dt diag(d) W_z): ``J @ M`` costs two
+    N x N products per column instead of one 2N x 2N product."""
+
+    __slots__ = ("d", "w_y", "w_z", "dt", "gamma", "c", "k")
+
+    def __init__(self, d, w_y, w_z, dt, gamma, c, k):
+        self.d, self.w_y, self.w_z = d, w_y, w_z
+        self.dt, self.gamma, self.c, self.k = dt, gamma, c, k
+
+    def __matmul__(self, m):
+        n = self.d.shape[-1]
+        m_y, m_z = m[..., :n, :], m[..., n:, :]
+        d = self.d[..., :, None]
+        q = self.c * (
+            self.dt * d * (np.matmul(self.w_y, m_y) + np.matmul(self.w_z, m_z))
+            - self.dt * self.gamma * m_y + self.k * m_z
+        )
+        return np.concatenate([m_y + self.dt * q, q], axis=-2)
+
+    def member(self, index):
+        d, w_y, w_z = _members((self.d, self.w_y, self.w_z), (1, 2, 2), index)
+        return _CoRNNJacobian(d, w_y, w_z, self.dt, self.gamma, self.c, self.k)
+
+
+@dataclass(frozen=True, eq=False)
+class CoRNN(_DiagonalCell):
+    r"""Coupled oscillatory RNN (Rusch & Mishra 2021): a second-order ODE
+    :math:`y'' = \sigma(W y + \mathcal W y' + V u + b) - \gamma y - \epsilon y'` discretised with
+    the implicit-explicit (symplectic-Euler-like) scheme of the paper's eq. (3).
+
+    The state is :math:`s = (y, z)` of length 2 N (positions first, then velocities). With
+    ``damping="explicit"`` (the default, the authors' code, github.com/tk-rusch/coRNN: z is
+    updated first, from the old y and z, then y with the new z):
+
+    .. math::
+
+        a_t = W_y y_{t-1} + W_z z_{t-1} + V x_t + b
+
+        z_t = z_{t-1} + \Delta t\, (\sigma(a_t) - \gamma y_{t-1} - \epsilon z_{t-1}), \qquad
+        y_t = y_{t-1} + \Delta t\, z_t
+
+    With ``damping="implicit"`` the damping term is :math:`-\Delta t\, \epsilon z_t` (eq. (3) as
+    printed, :math:`\bar n = n`), solved exactly: :math:`z_t = (z_{t-1} + \Delta t(\sigma(a_t) -
+    \gamma y_{t-1})) / (1 + \Delta t\,\epsilon)`. Both are :math:`z_t = c\,(k z_{t-1} + \Delta
+    t(\sigma(a_t) - \gamma y_{t-1}))` with (c, k) = (1, 1 - dt eps) or (1 / (1 + dt eps), 1), and
+
+    .. math::
+
+        Z_y = \frac{\partial z_t}{\partial y_{t-1}} = c\,\Delta t\,(\operatorname{diag}(\sigma'(a_t)) W_y - \gamma I),
+        \qquad Z_z = \frac{\partial z_t}{\partial z_{t-1}} = c\,(k I + \Delta t \operatorname{diag}(\sigma'(a_t)) W_z)
+
+        \frac{\partial s_t}{\partial s_{t-1}} = \begin{pmatrix} I + \Delta t Z_y & \Delta t Z_z \\ Z_y & Z_z \end{pmatrix}
+
+    Parameters
+    ----------
+    weight_y : array, shape (N, N), or (*B, N, N) for an ensemble
+        W, the coupling of the positions y (the paper's W; in the authors' code the hy block
+        of ``i2h.weight``, its last N columns).
+    weight_z : array, shape (N, N)
+        The paper's calligraphic W, the coupling of the velocities z (the hz block of
+        ``i2h.weight``, the middle N columns).
+    weight_ih : array, shape (N, I), optional
+        V (the x block of ``i2h.weight``, its first I columns); None means no input (I = 0).
+    bias : array, shape (N,), optional
+        b (``i2h.bias``); zero when None.
+    dt, gamma, eps : float > 0
+        The step, the stiffness and the damping (the paper's sMNIST values 0.042, 2.7, 4.7 by
+        default).
+    activation : str
+        sigma: "tanh" (the paper's, the default) or another of
+        :data:`gradsim.cells.base.ACTIVATIONS`.
+    damping : {"explicit", "implicit"}
+        Whether the damping uses the old z (the authors' code) or the new z (eq. (3) with
+        :math:`\bar n = n`).
+
+    Notes
+    -----
+    The names are torch-like rather than PyTorch's (the authors use one ``nn.Linear`` over
+    cat(x, z, y)); the split keeps one array per linear map, which is what parameter tangents
+    address. :attr:`n_hidden` is N and :attr:`state_size` is 2 N.
+    """
+
+    weight_y: np.ndarray
+    weight_z: np.ndarray
+    weight_ih: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    dt: float = 0.042
+    gamma: float = 2.7
+    eps: float = 4.7
+    activation: str = "tanh"
+    damping: str = "explicit"
+
+    parameter_names = ("weight_y", "weight_z", "weight_ih", "bias")
+    _cores = {"weight_y": ("N", "N"), "weight_z": ("N", "N"), "weight_ih": ("N", "I"), "bias": ("N",)}
+    _primary = "weight_y"
+
+    def __post_init__(self):
+        choice(self.activation, "activation", tuple(ACTIVATIONS))
+        choice(self.damping, "damping", CORNN_DAMPING)
+        for name in ("dt", "gamma", "eps"):
+            object.__setattr__(self, name, _check_option(getattr(self, name), name))
+        w = finite_array(self.weight_y, "weight_y")
+        if w.ndim < 2 or w.shape[-1] != w.shape[-2]:
+            raise ValueError(
+                f"`weight_y` must be a square array of shape (N, N) (or (..., N, N) for an ensemble) for CoRNN; "
+                f"got shape {w.shape}."
+            )
+        n = w.shape[-1]
+        self._freeze_parameters(
+            {
+                "weight_y": w,
+                "weight_z": self.weight_z,
+                "weight_ih": _zeros_if_none(self.weight_ih, (n, 0)),
+                "bias": _zeros_if_none(self.bias, (n,)),
+            }
+        )
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.n_hidden
+
+    def _coefficients(self):
+        """(c, k) of z' = c (k z + dt (sigma(a) - gamma y))."""
+        if self.damping == "explicit":
+            return 1.0, 1.0 - self.dt * self.eps
+        return 1.0 / (1.0 + self.dt * self.eps), 1.0
+
+    def _forward(self, state, x):
+        phi, dphi = ACTIVATIONS[self.activation]
+        n = self.n_hidden
+        y, z = state[..., :n], state[..., n:]
+        a = _mv(self.weight_y, y) + _mv(self.weight_z, z) + _affine_map(x, self.weight_ih, self.bias)
+        act = phi(a)
+        c, k = self._coefficients()
+        z_new = c * (k * z + self.dt * (act - self.gamma * y))
+        y_new = y + self.dt * z_new
+        return np.concatenate([y_new, z_new], axis=-1), dphi(a, act)
+
+    def _jacobian_operator(self, state, x, path):
+        new, slope = self._forward(state, x)
+        c, k = self._coefficients()
+        slope = np.broadcast_to(slope, new.shape[:-1] + slope.shape[-1:])
+        return new, _CoRNNJacobian(slope, self.weight_y, self.weight_z, self.dt, self.gamma, c, k)
+
+    def _jacobian(self, state, x, path):
+        new, slope = self._forward(state, x)
+        n = self.n_hidden
+        c, k = self._coefficients()
+        eye = np.eye(n)
+        d = slope[..., :, None]
+        z_y = c * self.dt * (d * self.weight_y - self.gamma * eye)
+        z_z = c * (k * eye + self.dt * d * self.weight_z)
+        shape = new.shape[:-1] + (n, n)
+        z_y, z_z = np.broadcast_to(z_y, shape), np.broadcast_to(z_z, shape)
+        top = np.concatenate([eye + self.dt * z_y, self.dt * z_z], axis=-1)
+        return new, np.concatenate([top, np.concatenate([z_y, z_z], axis=-1)], axis=-2)
+
+    def _vjp(self, state, x, cotangent, path):
+        # v J = (v_y + w Zy, w Zz) with w = v_y dt + v_z, the cotangent reaching z'.
+        _, slope = self._forward(state, x)
+        n = self.n_hidden
+        c, k = self._coefficients()
+        v_y, v_z = cotangent[..., :n], cotangent[..., n:]
+        w = v_z + self.dt * v_y
+        g = c * self.dt * w * slope
+        out_y = v_y + _vm(g, self.weight_y) - c * self.dt * self.gamma * w
+        out_z = _vm(g, self.weight_z) + c * k * w
+        shape = _step_shape(state, x, cotangent, out_y, out_z)
+        return np.concatenate([np.broadcast_to(out_y, shape + (n,)), np.broadcast_to(out_z, shape + (n,))], axis=-1)
+
+    def _param_vjp(self, state, x, cotangent):
+        # dL/da = c dt sigma'(a) w, w = v_z + dt v_y (y' = y + dt z' carries v_y into z').
+        _, slope = self._forward(state, x)
+        n = self.n_hidden
+        c, _ = self._coefficients()
+        w = cotangent[..., n:] + self.dt * cotangent[..., :n]
+        grad_a = c * self.dt * w * slope
+        shape, batch = _step_shape(state, x, cotangent, grad_a), self.batch_shape
+        return {
+            "weight_y": _outer_sum(grad_a, state[..., :n], batch),
+            "weight_z": _outer_sum(grad_a, state[..., n:], batch),
+            "weight_ih": _weight_gradient(grad_a, x, batch),
+            "bias": _batch_sum(grad_a, shape, batch),
+        }
+
+    def _param_jvp(self, state, x, tangent):
+        r""":math:`\delta z' = c\,\Delta t\,\sigma'(a) \odot (\delta W_y y + \delta W_z z + \delta V x + \delta b)`,
+        :math:`\delta y' = \Delta t\,\delta z'`."""
+        _, slope = self._forward(state, x)
+        n = self.n_hidden
+        c, _ = self._coefficients()
+        y, z = state[..., :n], state[..., n:]
+        d_a = (
+            _mv(tangent["weight_y"], y) + _mv(tangent["weight_z"], z)
+            + _affine_map(x, tangent["weight_ih"], tangent["bias"])
+        )
+        d_z = c * self.dt * slope * d_a
+        return np.concatenate([self.dt * d_z, d_z], axis=-1)
