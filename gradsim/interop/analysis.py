@@ -266,8 +266,9 @@ def _load_cell(weights_file, layer, reverse, load_options) -> Cell:
     """A weights file's layer, or the LeakyRNN of a saved reservoirpy reservoir."""
     if Path(weights_file).suffix.lower() not in RESERVOIR_SUFFIXES:
         return load_weights(weights_file, layer, reverse, **load_options)
+    layer = 0 if layer is None else layer  # a reservoir is one layer: the whole network is layer 0
     given = {key: value for key, value in load_options.items() if value is not None}
-    if layer is not None and (isinstance(layer, bool) or layer != 0) or reverse or given:
+    if (isinstance(layer, bool) or layer != 0) or reverse or given:
         options = ", ".join(f"{key}={value!r}" for key, value in given.items())
         raise ValueError(
             f"{Path(weights_file).name} holds a reservoirpy reservoir (one layer): `layer` must be 0, "
