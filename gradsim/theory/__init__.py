@@ -1,7 +1,10 @@
 """Exact and asymptotic predictions of THEORY.md, one function per result.
 
 Modules: :mod:`.predictions` (THEORY.md sections 1-11), :mod:`.rate` (random rate networks:
-mean exponent, trivial fixed point, mean-field largest exponents of the map and the flow).
+mean exponent, trivial fixed point, mean-field largest exponents of the map and the flow),
+:mod:`.memory` (THEORY.md section 13, the curse of memory: stationary second moments of a scalar
+linear recurrence's state and of its sensitivity to lambda or nu, plain or normalised, iid or
+correlated inputs).
 """
 
 from .predictions import (
@@ -55,6 +58,14 @@ from .rate import (
     continuous_time_exponent_sum,
     continuous_time_max_exponent_dmft,
 )
+from .memory import (
+    MemoryDivergence,
+    linear_state_cross_moment,
+    linear_state_second_moment,
+    linear_sensitivity_second_moment,
+    exp_sensitivity_second_moment,
+    sensitivity_divergence,
+)
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -104,4 +115,10 @@ __all__ = [
     "map_max_exponent_dmft",
     "continuous_time_exponent_sum",
     "continuous_time_max_exponent_dmft",
+    "MemoryDivergence",
+    "linear_state_cross_moment",
+    "linear_state_second_moment",
+    "linear_sensitivity_second_moment",
+    "exp_sensitivity_second_moment",
+    "sensitivity_divergence",
 ]
