@@ -446,3 +446,53 @@ BAD = [
 def test_bad_input(build, error, message):
     with pytest.raises(error, match=exact(message)):
         build()
+
+
+# ------------------------------------------------------------------------------------------
+# the symbolic layer: sympy's derivation of the same update equations
+SYMBOLIC = [("antisymmetric", "tanh"), ("antisymmetric", "linear"), ("cornn", "tanh"), ("cornn", "sigmoid")]
+
+
+@pytest.mark.parametrize("kind, activation", SYMBOLIC, ids=[f"{k}-{a}" for k, a in SYMBOLIC])
+@pytest.mark.parametrize("n, n_in", [(1, 1), (2, 0), (3, 2)])
+def test_symbolic_derivation_equals_numeric(kind, activation, n, n_in):
+    """The lambdified sympy update and Jacobian against the cell: the same expressions in
+    another evaluation order (cse, numpy ufuncs), a few ulps of O(1) numbers -> 1e-12."""
+    from gradsim import symbolic as S
+
+    sym = S.symbolic_cell(kind, n, n_in, activation=activation)
+    assert sym.state_size == (n if kind == "antisymmetric" else 2 * n)
+    jac, update = sym.lambdify_jacobian(), sym.lambdify_update()
+    for seed in range(3):
+        opts = {"eps": 0.4, "gamma": 0.3} if kind == "antisymmetric" else {"dt": 0.3, "gamma": 0.7, "eps": 1.1}
+        cell = gs.make_cell(kind, n, n_in, activation=activation, bias_std=0.5, rng=seed, **opts)
+        rng = np.random.default_rng(seed)
+        s, x = rng.standard_normal(cell.state_size), rng.standard_normal(n_in)
+        _assert_close(jac(s, x, cell), cell.jacobian(s, x), f"{kind} symbolic jacobian", tol=EXACT)
+        _assert_close(update(s, x, cell), cell.step(s, x), f"{kind} symbolic update", tol=EXACT)
+        # a mapping of the arrays and the scalar options gives the same
+        arrays = {**cell.parameters(), **opts}
+        np.testing.assert_array_equal(update(s, x, arrays), update(s, x, cell))
+
+
+def test_symbolic_bad_input_of_the_ode_kinds():
+    from gradsim import symbolic as S
+
+    cell = gs.make_cell("cornn", 2, 1, rng=0)
+    with pytest.raises(ValueError, match=exact(
+        "`params` must be a numeric CoRNN(n_hidden=2, n_input=1, activation='tanh', damping='explicit') or a "
+        "mapping of its arrays; got CoRNN(n_hidden=2, n_input=1, activation='tanh', damping='implicit')."
+    )):
+        S.symbolic_cell("cornn", 2, 1).lambdify_update()(np.zeros(4), np.zeros(1), dataclasses.replace(
+            cell, damping="implicit"))
+    with pytest.raises(ValueError, match=exact(
+        "`params` must contain the keys weight_hh, weight_ih, bias, eps, gamma; got ['bias', 'weight_hh', "
+        "'weight_ih']."
+    )):
+        a = gs.make_cell("antisymmetric", 2, 1, rng=0)
+        S.symbolic_cell("antisymmetric", 2, 1).lambdify_update()(np.zeros(2), np.zeros(1), a.parameters())
+    with pytest.raises(ValueError, match=exact(
+        "`kind` must be a kind with recurrent weight matrices for matrix_form_jacobian; the discretised-ODE "
+        "kinds ('antisymmetric', 'cornn') are derived with explicit symbols by symbolic_cell; got 'cornn'."
+    )):
+        S.matrix_form_jacobian("cornn")

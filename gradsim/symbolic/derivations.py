@@ -54,6 +54,8 @@ from .._validate import choice, describe, finite_array, positive_int
 from ..cells import (
     ACTIVATIONS,
     CELL_KINDS,
+    AntisymmetricRNN,
+    CoRNN,
     GRU,
     GRU_VARIANTS,
     LRU,
@@ -119,6 +121,8 @@ _NUMERIC = {
     "mingru": MinGRU,
     "minlstm": MinLSTM,
     "indrnn": IndRNN,
+    "antisymmetric": AntisymmetricRNN,
+    "cornn": CoRNN,
 }
 # The modern diagonal kinds (gradsim.cells.modern): their parameters by name, with the shape of
 # each as a function of (N, I). The LRU's readout (C_re, C_im, D) does not enter the step and
@@ -140,6 +144,22 @@ _MODERN_PARAMS = {
         "weight_hh": lambda n, m: (n,), "weight_ih": lambda n, m: (n, m), "bias_ih": lambda n, m: (n,),
     },
 }
+# The discretised-ODE kinds (AntisymmetricRNN, CoRNN), derived with explicit symbols like the
+# modern diagonal kinds: their arrays, then their scalar options (shape ()), which enter the update
+# as the symbols epsilon, gamma, dt (1 x 1 matrices) and are read from the numeric cell. The CoRNN
+# is derived in its default form, damping="explicit" (the authors' code).
+_ODE_PARAMS = {
+    "antisymmetric": {
+        "weight_hh": lambda n, m: (n, n), "weight_ih": lambda n, m: (n, m), "bias": lambda n, m: (n,),
+        "eps": lambda n, m: (), "gamma": lambda n, m: (),
+    },
+    "cornn": {
+        "weight_y": lambda n, m: (n, n), "weight_z": lambda n, m: (n, n), "weight_ih": lambda n, m: (n, m),
+        "bias": lambda n, m: (n,), "dt": lambda n, m: (), "gamma": lambda n, m: (), "eps": lambda n, m: (),
+    },
+}
+# Every kind derived with explicit symbols of its own parameters (not PyTorch's four arrays).
+_EXPLICIT_PARAMS = {**_MODERN_PARAMS, **_ODE_PARAMS}
 _ALPHA_KINDS = ("residual", "leaky")
 _PARAM_NAMES = ("weight_hh", "weight_ih", "bias_hh", "bias_ih")
 _PATHS = {"lstm": ("full", "cell", "hidden"), "gru": ("full", "direct")}
@@ -620,7 +640,7 @@ class SymbolicCell:
         return values
 
     def _numeric_params(self, params):
-        if self.kind in _MODERN_PARAMS:
+        if self.kind in _EXPLICIT_PARAMS:
             return self._modern_numeric_params(params), None, None
         gates = len(_GATES[self.kind]) if self.kind in ("lstm", "gru") else 1
         rows, n, m = gates * self.n_hidden, self.n_hidden, self.n_input
@@ -676,7 +696,7 @@ class SymbolicCell:
     def _modern_numeric_params(self, params) -> dict:
         """The arrays of a modern kind's numeric cell (or mapping), checked against the sizes."""
         n, m = self.n_hidden, self.n_input
-        shapes = {name: shape(n, m) for name, shape in _MODERN_PARAMS[self.kind].items()}
+        shapes = {name: shape(n, m) for name, shape in _EXPLICIT_PARAMS[self.kind].items()}
         if isinstance(params, Cell):
             ok = type(params) is _NUMERIC[self.kind] and not params.batch_shape
             ok = ok and params.n_hidden == n and params.n_input == m
@@ -684,9 +704,11 @@ class SymbolicCell:
                 ok = params.activation == self.activation
             if ok and self.kind == "lru":
                 ok = params.normalize
+            if ok and self.kind == "cornn":
+                ok = params.damping == "explicit"
             if not ok:
                 got = f"{type(params).__name__}(n_hidden={params.n_hidden}, n_input={params.n_input}"
-                for attr in ("activation", "normalize"):
+                for attr in ("activation", "normalize", "damping"):
                     if hasattr(params, attr):
                         got += f", {attr}={getattr(params, attr)!r}"
                 if params.batch_shape:
@@ -714,6 +736,8 @@ class SymbolicCell:
             text += f", integrator={self.integrator!r}"
         if self.kind == "lru":
             text += ", normalize=True"
+        if self.kind == "cornn":
+            text += ", damping='explicit'"
         return text + ") or a mapping of its arrays"
 
 
@@ -757,6 +781,10 @@ def symbolic_cell(
         As in :func:`gradsim.make_cell`; ``"irnn"`` is an RNN with ReLU (its identity
         initialisation is a choice of values, not of equations); ``"lru"`` is the normalised
         LRU (a numeric LRU with ``normalize=False`` is rejected by the lambdified functions).
+        ``"antisymmetric"`` and ``"cornn"`` (also accepted) keep their scalar options as the
+        symbols epsilon, gamma (and dt), which the lambdified functions read from the numeric
+        cell or the mapping (keys ``eps``, ``gamma``, ``dt``); ``"cornn"`` is the default
+        ``damping="explicit"`` form (an implicit-damping cell is rejected).
     n_hidden : int
         N, between 1 and :data:`MAX_EXPLICIT_N`.
     n_input : int
@@ -833,6 +861,8 @@ def _rate_options(kind, dt, integrator):
 def _symbolic_cell(kind, n, m, activation, variant, alpha, dt=None, integrator=None) -> SymbolicCell:
     if kind in _MODERN_PARAMS:
         return _modern_symbolic_cell(kind, n, m, activation)
+    if kind in _ODE_PARAMS:
+        return _ode_symbolic_cell(kind, n, m, activation)
     gates = _GATES[kind]
     if kind in ("lstm", "gru"):
         blocks = {
@@ -969,6 +999,53 @@ def _modern_symbolic_cell(kind, n, m, activation) -> SymbolicCell:
         else:  # indrnn
             a = _hadamard(params["weight_hh"], h) + affine("weight_ih", "bias_ih")
             update = _apply(lambda e: _phi(activation, e), a)
+    return SymbolicCell(
+        kind=kind,
+        n_hidden=n,
+        n_input=m,
+        activation=activation,
+        variant=None,
+        alpha=None,
+        state=sp.ImmutableMatrix(state),
+        inputs=x,
+        params=types.MappingProxyType(params),
+        update=sp.ImmutableMatrix(update),
+        param_names=tuple(params),
+    )
+
+
+def _ode_symbolic_cell(kind, n, m, activation) -> SymbolicCell:
+    """The explicit update of an AntisymmetricRNN or a CoRNN (damping="explicit"), with the
+    scalar options as the symbols epsilon, gamma and dt."""
+    x = sp.ImmutableMatrix.zeros(0, 1) if m == 0 else _vector("x", m)
+    names = {
+        "weight_hh": "W", "weight_y": "W_y", "weight_z": "W_z", "weight_ih": "V", "bias": "b",
+        "eps": "epsilon", "gamma": "gamma", "dt": "dt",
+    }
+    params = {}
+    for name, shape in _ODE_PARAMS[kind].items():
+        dims = shape(n, m)
+        if not dims:
+            params[name] = sp.ImmutableMatrix([[sp.Symbol(names[name], positive=True)]])
+        elif len(dims) == 1:
+            params[name] = _bias(names[name], n)
+        else:
+            params[name] = _block(names[name], *dims)
+    eps, gamma = params["eps"][0], params["gamma"][0]
+    drive = sp.ImmutableMatrix(params["weight_ih"] * x + params["bias"])
+    eye = sp.eye(n)
+    if kind == "antisymmetric":
+        state = h = _vector("h", n)
+        w = params["weight_hh"]
+        a = (w - w.T - gamma * eye) * h + drive
+        update = sp.ImmutableMatrix(h + eps * _apply(lambda e: _phi(activation, e), a))
+    else:
+        y, z = _vector("y", n), _vector("z", n)
+        dt = params["dt"][0]
+        a = params["weight_y"] * y + params["weight_z"] * z + drive
+        z_new = sp.ImmutableMatrix(z + dt * (_apply(lambda e: _phi(activation, e), a) - gamma * y - eps * z))
+        state = sp.ImmutableMatrix.vstack(y, z)
+        update = sp.ImmutableMatrix.vstack(sp.ImmutableMatrix(y + dt * z_new), z_new)
     return SymbolicCell(
         kind=kind,
         n_hidden=n,
@@ -1355,6 +1432,12 @@ def matrix_form_jacobian(
     MatrixForm
     """
     choice(kind, "kind", CELL_KINDS)
+    if kind in _ODE_PARAMS:
+        listed = ", ".join(repr(k) for k in _ODE_PARAMS)
+        raise ValueError(
+            f"`kind` must be a kind with recurrent weight matrices for matrix_form_jacobian; the "
+            f"discretised-ODE kinds ({listed}) are derived with explicit symbols by symbolic_cell; got {kind!r}."
+        )
     if kind in _MODERN_PARAMS:
         listed = ", ".join(repr(k) for k in _MODERN_PARAMS)
         raise ValueError(
