@@ -97,7 +97,7 @@ def make_cell(
     gain : float
         Gain (or identity scale) of the recurrent blocks.
     activation : str
-        RNN, residual, leaky, rate and IndRNN cells (for "indrnn" the default tanh applies too;
+        RNN, residual, leaky, rate, IndRNN, AntisymmetricRNN and CoRNN cells (for "indrnn" the default tanh applies too;
         Li et al. use "relu").
     variant : str
         GRU only.
