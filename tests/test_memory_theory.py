@@ -106,9 +106,13 @@ def _truncation_bound(lam, rho, normalized, k_max, lags, r0):
     return 2.0 * tail * whole + lag_tail
 
 
-def _rounding_bound(k_max, absolute):
-    """Dot products of K terms in float64 err by at most about K eps of the sum of |terms|."""
-    return 4.0 * k_max * EPS * absolute
+def _rounding_bound(n_terms, absolute):
+    """Float64 sums of n terms err by at most about n eps of the sum of |terms|.
+
+    n = K (each dot product) + M (the lags accumulated); the factor 4 covers the rounding of
+    the coefficients themselves (a power and a product or two, a few ulps each).
+    """
+    return 4.0 * n_terms * EPS * absolute
 
 
 def _lags_for(rho):
@@ -126,7 +130,7 @@ def series_sensitivity(lam, rho, normalized, k_max=None):
     c = _coefficients(lam, normalized, k_max)
     value, absolute = _lag_sum(c, rho, lags)
     bound = _truncation_bound(lam, rho, normalized, k_max, lags, float(c @ c))
-    return value, bound + _rounding_bound(k_max, absolute)
+    return value, bound + _rounding_bound(k_max + lags, absolute)
 
 
 def finite_horizon_sensitivity(lam, rho, normalized, horizon):
@@ -161,8 +165,9 @@ def test_state_second_moment_equals_series(lam, rho):
     value, absolute = _lag_sum(power, rho, _lags_for(rho))
     # |power_k| = r^k: the tail k >= K is 2 r^K/(1-r)^2 at most (same argument as above).
     r = abs(lam)
-    bound = 2 * r**k_max / (1 - r) ** 2 + 2 * abs(rho) ** (_lags_for(rho) + 1) / (1 - abs(rho)) * float(power @ power)
-    bound += _rounding_bound(k_max, absolute)
+    lag_tail = 2 * abs(rho) ** (_lags_for(rho) + 1) / (1 - abs(rho)) * float(power @ power)
+    bound = 2 * r**k_max / (1 - r) ** 2 + lag_tail
+    bound += _rounding_bound(k_max + _lags_for(rho), absolute)
     plain = th.linear_state_second_moment(lam, rho)
     assert abs(plain - value) <= bound + 20 * EPS * plain
     normalised = th.linear_state_second_moment(lam, rho, normalized=True)
@@ -181,16 +186,20 @@ def test_cross_moment_equals_series(a, b, rho):
     absolute = float(np.abs(pa) @ np.abs(pb))
     for m in range(1, lags + 1):
         value += rho**m * (float(pa[:-m] @ pb[m:]) + float(pb[:-m] @ pa[m:]))
-        absolute += abs(rho) ** m * (float(np.abs(pa[:-m]) @ np.abs(pb[m:])) + float(np.abs(pb[:-m]) @ np.abs(pa[m:])))
+        qa, qb = np.abs(pa), np.abs(pb)
+        absolute += abs(rho) ** m * (float(qa[:-m] @ qb[m:]) + float(qb[:-m] @ qa[m:]))
     # truncation: |a^k b^l| <= r^(k+l), r = max(|a|, |b|), as in the state test; rounding as above
     r = max(abs(a), abs(b))
-    bound = 2 * r**k_max / (1 - r) ** 2 + 2 * abs(rho) ** (lags + 1) / (1 - abs(rho)) * absolute
-    bound += _rounding_bound(k_max, absolute)
+    r0 = math.sqrt(float(pa @ pa) * float(pb @ pb))  # Cauchy-Schwarz bound on every lag's sum
+    bound = 2 * r**k_max / (1 - r) ** 2 + 2 * abs(rho) ** (lags + 1) / (1 - abs(rho)) * r0
+    bound += _rounding_bound(k_max + lags, absolute)
     closed = th.linear_state_cross_moment(a, b, rho)
     assert abs(closed - value) <= bound + 20 * EPS * abs(closed)
     assert bound < 1e-8 * abs(closed)
-    assert th.linear_state_cross_moment(a, b, rho) == pytest.approx(th.linear_state_cross_moment(b, a, rho), rel=4 * EPS)
-    assert th.linear_state_cross_moment(a, a, rho) == pytest.approx(th.linear_state_second_moment(a, rho), rel=1e-14)
+    assert closed == pytest.approx(th.linear_state_cross_moment(b, a, rho), rel=4 * EPS)
+    assert th.linear_state_cross_moment(a, a, rho) == pytest.approx(
+        th.linear_state_second_moment(a, rho), rel=1e-14
+    )
 
 
 @pytest.mark.parametrize("rho", RHO_GRID)
@@ -205,7 +214,8 @@ def test_sensitivity_is_mixed_derivative_of_cross_moment(lam, rho):
             gb = _gamma(b, normalized)[0]
             return ga * gb * th.linear_state_cross_moment(a, b, rho)
 
-        mixed = (f(lam + h, lam + h) - f(lam + h, lam - h) - f(lam - h, lam + h) + f(lam - h, lam - h)) / (4 * h * h)
+        up, down = lam + h, lam - h
+        mixed = (f(up, up) - f(up, down) - f(down, up) + f(down, down)) / (4 * h * h)
         closed = th.linear_sensitivity_second_moment(lam, rho, normalized=normalized)
         assert mixed == pytest.approx(closed, rel=1e-5)
 
@@ -213,8 +223,10 @@ def test_sensitivity_is_mixed_derivative_of_cross_moment(lam, rho):
 def test_iid_special_cases():
     # 1 - lam**2 here rounds lam**2 first: eps / (1 - lam^2) relative, ~6e-15 at 0.99, cubed.
     for lam in (-0.7, 0.0, 0.5, 0.99):
-        assert th.linear_sensitivity_second_moment(lam) == pytest.approx((1 + lam**2) / (1 - lam**2) ** 3, rel=1e-13)
-        assert th.linear_sensitivity_second_moment(lam, normalized=True) == pytest.approx(1 / (1 - lam**2) ** 2, rel=1e-13)
+        plain = th.linear_sensitivity_second_moment(lam)
+        assert plain == pytest.approx((1 + lam**2) / (1 - lam**2) ** 3, rel=1e-13)
+        normalised = th.linear_sensitivity_second_moment(lam, normalized=True)
+        assert normalised == pytest.approx(1 / (1 - lam**2) ** 2, rel=1e-13)
         assert th.linear_state_second_moment(lam) == pytest.approx(1 / (1 - lam**2), rel=1e-13)
         assert th.linear_state_second_moment(lam, normalized=True) == 1.0
 
@@ -256,7 +268,8 @@ def test_exp_sensitivity_far_in_memory():
             assert th.exp_sensitivity_second_moment(nu, rho) == pytest.approx(c * math.exp(-nu), rel=1e-12)
     for nu in (-3.0, 0.0, 2.0):  # normalised iid: (u / (2 sinh u))^2, u = e^nu
         u = math.exp(nu)
-        assert th.exp_sensitivity_second_moment(nu, normalized=True) == pytest.approx((u / (2 * math.sinh(u))) ** 2, rel=1e-13)
+        expected = (u / (2 * math.sinh(u))) ** 2
+        assert th.exp_sensitivity_second_moment(nu, normalized=True) == pytest.approx(expected, rel=1e-13)
     assert th.exp_sensitivity_second_moment(-720.0) == math.inf
 
 
@@ -323,7 +336,10 @@ def _ar1_inputs(rng, n, steps, rho):
 def _lru(lam, normalized):
     nu = math.log(-math.log(lam))
     gamma_log = 0.5 * math.log1p(-lam * lam) if normalized else 0.0
-    cell = gs.LRU(nu_log=[nu], theta_log=[-40.0], gamma_log=[gamma_log], B_re=[[1.0]], B_im=[[0.0]], normalize=normalized)
+    cell = gs.LRU(
+        nu_log=[nu], theta_log=[-40.0], gamma_log=[gamma_log], B_re=[[1.0]], B_im=[[0.0]],
+        normalize=normalized,
+    )
     tangent = {"nu_log": np.array([1.0])}
     if normalized:
         tangent["gamma_log"] = np.array([math.exp(nu) * lam * lam / (1.0 - lam * lam)])
@@ -381,6 +397,27 @@ def test_monte_carlo_matches_closed_form(variant, lam, rho):
     assert abs(factor * finite - expected) <= 0.01 * se
 
 
+@pytest.mark.parametrize("lam", LAMS)
+def test_lru_nu_tangent_is_the_chain_rule_on_the_rnn_lambda_tangent(lam):
+    # Per sequence and per step, not in distribution: the LRU's d h / d nu_log equals
+    # (d lambda / d nu) d h / d lambda of the RNN, lambda log lambda, plain and normalised (with
+    # gamma_log tied to nu_log). Both are T-step recurrences whose rounding grows by ~eps per
+    # step relative to the running scale, so 10 eps T of the largest |entry| bounds it
+    # (observed: 2e-16 of it).
+    steps = 300
+    x = _ar1_inputs(np.random.default_rng(7), 16, steps, 0.5)
+    for normalized in (False, True):
+        lru, lru_tangent = _lru(lam, normalized)
+        rnn, rnn_tangent = _rnn(lam, normalized)
+        by_nu = gs.parameter_jvp(lru, x, lru_tangent)
+        by_lam = gs.parameter_jvp(rnn, x, rnn_tangent)
+        scale = np.abs(by_lam).max()
+        np.testing.assert_allclose(
+            by_nu[..., 0], lam * math.log(lam) * by_lam[..., 0], rtol=0, atol=10 * EPS * steps * scale
+        )
+        assert np.abs(by_nu[..., 1]).max() <= 1e-15 * scale  # the imaginary part: phase e^-40
+
+
 @pytest.mark.parametrize("rho", RHOS)
 @pytest.mark.parametrize("lam", LAMS)
 def test_monte_carlo_detects_a_missing_gamma_prime(lam, rho):
@@ -412,9 +449,9 @@ def test_monte_carlo_divergence_slope(variant, rho):
     se = math.hypot(s_lo / m_lo, s_hi / m_hi) / abs(span)
     exact = (math.log(closed_form(variant, hi, rho)) - math.log(closed_form(variant, lo, rho))) / span
     assert abs(measured - exact) <= Z * se, (measured, exact, se)
-    limit = th.sensitivity_divergence(
-        rho, normalized=variant.endswith("normalized"), parametrization="exp" if variant.startswith("exp") else "lambda"
-    ).slope
+    parametrization = "exp" if variant.startswith("exp") else "lambda"
+    normalized = variant.endswith("normalized")
+    limit = th.sensitivity_divergence(rho, normalized=normalized, parametrization=parametrization).slope
     assert abs(exact - limit) < 0.4  # the secant is already near its limit at these lambdas
     # the measurement separates neighbouring integer slopes
     assert abs(measured - (limit - 1)) > Z * se and abs(measured - (limit + 1)) > Z * se
@@ -432,13 +469,21 @@ def test_monte_carlo_divergence_slope(variant, rho):
         (lambda: th.linear_state_second_moment(True), TypeError, r"`lam` must be a finite number"),
         (lambda: th.linear_sensitivity_second_moment(0.5, rho=1.0), ValueError, r"`rho` must satisfy \|rho\| < 1.*got 1\.0"),
         (lambda: th.linear_state_second_moment(0.5, rho=-2.0), ValueError, r"`rho`.*got -2\.0"),
-        (lambda: th.linear_sensitivity_second_moment(0.5, normalized="yes"), TypeError, r"`normalized` must be True or False; got 'yes'"),
+        (
+            lambda: th.linear_sensitivity_second_moment(0.5, normalized="yes"),
+            TypeError,
+            r"`normalized` must be True or False; got 'yes'",
+        ),
         (lambda: th.linear_state_cross_moment(0.5, 1.0), ValueError, r"`b` must satisfy \|b\| < 1"),
         (lambda: th.linear_state_cross_moment(float("inf"), 0.5), ValueError, r"`a` must be a finite number"),
         (lambda: th.exp_sensitivity_second_moment(float("nan")), ValueError, r"`nu` must be a finite number"),
         (lambda: th.exp_sensitivity_second_moment(-800.0), ValueError, r"`nu` must be large enough.*got -800\.0"),
         (lambda: th.exp_sensitivity_second_moment(0.0, rho=0.99999999999999999), ValueError, r"`rho`"),
-        (lambda: th.sensitivity_divergence(parametrization="log"), ValueError, r"`parametrization` must be one of 'lambda', 'exp'; got 'log'"),
+        (
+            lambda: th.sensitivity_divergence(parametrization="log"),
+            ValueError,
+            r"`parametrization` must be one of 'lambda', 'exp'; got 'log'",
+        ),
         (lambda: th.sensitivity_divergence(1.0), ValueError, r"`rho`"),
     ],
 )

@@ -58,8 +58,8 @@ E[(dh/dnu)^2]       (l log l)^2 E[(dh/dl)^2] of the same variant                
 here (the normalised one with sympy from the expression above; by hand for iid inputs:
 :math:`\gamma^2 = 1-\lambda^2`, :math:`\gamma\gamma' = -\lambda`,
 :math:`\gamma'^2 = \lambda^2/(1-\lambda^2)` give
-:math:`[(1+\lambda^2) - 2\lambda^2 + \lambda^2]/(1-\lambda^2)^2 = 1/(1-\lambda^2)^2`). Every
-variant's leading term as :math:`\lambda \to 1` has the same prefactor
+:math:`[(1+\lambda^2) - 2\lambda^2 + \lambda^2]/(1-\lambda^2)^2 = 1/(1-\lambda^2)^2`). The four
+sensitivities' leading terms as :math:`\lambda \to 1` have the same prefactor
 :math:`(1+\rho)/(4(1-\rho))`; see :func:`sensitivity_divergence`. tests/test_memory_theory.py
 checks every formula against the double series summed numerically (with a bound on the
 truncation) and against Monte Carlo with :func:`gradsim.parameter_jvp` on ``gs.RNN`` and
@@ -188,7 +188,8 @@ def linear_state_second_moment(lam, rho=0.0, *, normalized=False) -> float:
 
 
 def linear_sensitivity_second_moment(lam, rho=0.0, *, normalized=False) -> float:
-    r"""Stationary :math:`E[(\partial h_t/\partial\lambda)^2]` of :math:`h_t = \lambda h_{t-1} + \gamma x_t`.
+    r"""Stationary :math:`E[(\partial h_t/\partial\lambda)^2]` of
+    :math:`h_t = \lambda h_{t-1} + \gamma x_t`.
 
     Plain (:math:`\gamma = 1`; THEORY.md section 13, after Zucchet & Orvieto 2024):
 
