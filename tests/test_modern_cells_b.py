@@ -440,7 +440,7 @@ BAD = [
     (lambda: gs.make_cell("cornn", 2, integrator="rk4", rng=0), ValueError,
      "`integrator` applies to kind='rate' only; got kind='cornn'."),
     (lambda: gs.make_cell("antisymmetric", 2, dt=0.1, rng=0), ValueError,
-     "`dt` and `integrator` apply to kind='rate' only; got kind='antisymmetric'."),
+     "`dt` applies to kind='rate' or kind='cornn' only; got kind='antisymmetric'."),
 ]
 
 

@@ -13,8 +13,9 @@ from .gru import GRU, GRU_VARIANTS
 from .lstm import LSTM
 from .modern import CORNN_DAMPING, LRU, AntisymmetricRNN, CoRNN, IndRNN, MinGRU, MinLSTM, mingru_scan
 from .rate import RATE_INTEGRATORS, LeakyRNN, RateRNN
+from .stacked import StackedCell
 
 __all__ = ["Cell", "RNN", "ResidualRNN", "LSTM", "GRU", "make_cell", "ACTIVATIONS", "CELL_KINDS", "GRU_VARIANTS", "stack_cells",
            "LeakyRNN", "RateRNN", "RATE_INTEGRATORS",
            "LRU", "MinGRU", "MinLSTM", "IndRNN", "mingru_scan",
-           "AntisymmetricRNN", "CoRNN", "CORNN_DAMPING"]
+           "AntisymmetricRNN", "CoRNN", "CORNN_DAMPING", "StackedCell"]

@@ -162,8 +162,10 @@ def make_cell(
         alpha = _check_alpha(alpha, n) if kind == "leaky" else finite_number(alpha, "alpha")
     if integrator is not None and kind == "cornn":
         raise ValueError(f"`integrator` applies to kind='rate' only; got kind={kind!r}.")
-    if (dt is not None and kind not in ("rate", "cornn")) or (integrator is not None and kind != "rate"):
-        raise ValueError(f"`dt` and `integrator` apply to kind='rate' only; got kind={kind!r}.")
+    if dt is not None and kind not in ("rate", "cornn"):
+        raise ValueError(f"`dt` applies to kind='rate' or kind='cornn' only; got kind={kind!r}.")
+    if integrator is not None and kind != "rate":
+        raise ValueError(f"`integrator` applies to kind='rate' only; got kind={kind!r}.")
     if dt is not None:
         dt = positive_number(dt, "dt")
     if (eps is not None or gamma is not None) and kind not in ODE_KINDS:
