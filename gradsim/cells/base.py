@@ -183,6 +183,42 @@ class Cell:
             if f.name not in self.parameter_names
         }
 
+    def with_parameters(self, mapping) -> "Cell":
+        """A new cell of this kind and options with the arrays of ``mapping`` in place of the
+        parameters of those names (any subset of :meth:`parameters`' keys); the others kept.
+
+        The new arrays go through the constructor's checks, so they may carry other leading
+        (ensemble) dimensions than the current ones, as long as all parameters agree.
+
+        Parameters
+        ----------
+        mapping : dict
+            Parameter name -> array.
+
+        Returns
+        -------
+        Cell
+            ``self`` itself when ``mapping`` is empty.
+        """
+        self._check_parameter_names(mapping)
+        if not mapping:
+            return self
+        return dataclasses.replace(self, **mapping)
+
+    def _check_parameter_names(self, mapping, name: str = "mapping"):
+        """Raise unless ``mapping`` is a mapping whose keys are all parameter names."""
+        known = ", ".join(repr(k) for k in self.parameters())
+        if not isinstance(mapping, Mapping):
+            raise TypeError(
+                f"`{name}` must be a dict mapping parameter names ({known}) to arrays; got {describe(mapping)}."
+            )
+        unknown = [k for k in mapping if k not in self.parameters()]
+        if unknown:
+            raise ValueError(
+                f"`{name}` has unknown parameter name(s) {', '.join(repr(k) for k in unknown)} for "
+                f"{type(self).__name__}; the known names are {known}."
+            )
+
     def __getitem__(self, index):
         """Member ``index`` of an ensemble (an int gives one network; a slice, a sub-ensemble)."""
         if not self.batch_shape:

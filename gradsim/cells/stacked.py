@@ -223,6 +223,26 @@ class StackedCell(Cell):
         """No options of its own: each layer carries its own (``layers[k].options()``)."""
         return {}
 
+    def with_parameters(self, mapping) -> "StackedCell":
+        """A new stack with the arrays of ``mapping`` (names ``"layer{k}.{name}"``, any subset of
+        :meth:`parameters`' keys) in place of those parameters of the layers; each changed layer
+        is rebuilt by its own ``with_parameters``, the others are kept as they are."""
+        self._check_parameter_names(mapping)
+        if not mapping:
+            return self
+        own = [{} for _ in self.layers]
+        for key, value in mapping.items():
+            head, name = key.split(".", 1)
+            own[int(head[len("layer"):])][name] = value
+        return StackedCell(tuple(layer.with_parameters(o) for layer, o in zip(self.layers, own)))
+
+    @property
+    def hidden_index(self) -> np.ndarray:
+        """Positions of the layers' hidden outputs y^(k) = s^(k)[:N_k] in the state, layers in
+        order (length :attr:`n_hidden`)."""
+        o = self._offsets
+        return np.concatenate([np.arange(o[k], o[k] + layer.n_hidden) for k, layer in enumerate(self.layers)])
+
     def __getitem__(self, index):
         if not self.batch_shape:
             raise TypeError(

@@ -45,7 +45,6 @@ Everything is float64 numpy; nothing here writes files or touches numpy's global
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -177,14 +176,14 @@ class Model:
 
     def with_params(self, params: dict) -> "Model":
         """A new model with the arrays of ``params`` (any subset of :attr:`params`' keys)."""
-        names = tuple(self.cell.parameter_names)
+        names = tuple(self.cell.parameters())
         unknown = set(params) - set(names) - set(READOUT_PARAMS)
         if unknown:
             raise ValueError(
                 f"`params` must have keys among {names + READOUT_PARAMS}; got {sorted(unknown)}."
             )
         cell_part = {k: v for k, v in params.items() if k in names}
-        cell = dataclasses.replace(self.cell, **cell_part) if cell_part else self.cell
+        cell = self.cell.with_parameters(cell_part)
         return Model(cell, params.get("weight_out", self.weight_out), params.get("bias_out", self.bias_out))
 
     def __getitem__(self, index):
@@ -313,7 +312,7 @@ def _flat(model) -> Model:
     m = int(np.prod(batch, dtype=int))
     cell = model.cell
     arrays = {k: np.reshape(v, (m,) + v.shape[len(batch):]) for k, v in cell.parameters().items()}
-    flat_cell = type(cell)(**arrays, **cell.options())
+    flat_cell = cell.with_parameters(arrays)
     o, n = model.weight_out.shape[-2:]
     return Model(flat_cell, model.weight_out.reshape(m, o, n), model.bias_out.reshape(m, o))
 
@@ -326,7 +325,7 @@ def _unflat(model, batch) -> Model:
     arrays = {k: np.reshape(v, tuple(batch) + v.shape[1:]) for k, v in cell.parameters().items()}
     o, n = model.weight_out.shape[-2:]
     return Model(
-        type(cell)(**arrays, **cell.options()),
+        cell.with_parameters(arrays),
         model.weight_out.reshape(tuple(batch) + (o, n)),
         model.bias_out.reshape(tuple(batch) + (o,)),
     )
@@ -369,6 +368,19 @@ def _check_batch(model, inputs, targets, readout, loss):
     return inputs, targets
 
 
+def _hidden_index(cell):
+    """Where the hidden part h (what the readout reads, N = ``cell.n_hidden`` entries) sits in
+    the state: the first N entries (``slice(0, N)``), or, for a cell with a ``hidden_index``
+    (a :class:`~gradsim.StackedCell`: every layer's output, layers in order), those positions
+    (an index array, or the slice when they are the first N)."""
+    n = cell.n_hidden
+    index = getattr(cell, "hidden_index", None)
+    if index is None:
+        return slice(0, n)
+    index = np.asarray(index)
+    return slice(0, n) if np.array_equal(index, np.arange(n)) else index
+
+
 def _unroll(cell, x_tm, state0):
     """States (L + 1, B, S), time-major, from the cell's own step."""
     states = np.empty((x_tm.shape[0] + 1,) + state0.shape)
@@ -380,8 +392,8 @@ def _unroll(cell, x_tm, state0):
 
 def _outputs(model, states, readout):
     """Readout of the hidden parts: (B, O) for "last", (L, B, O) time-major for "sequence"."""
-    n = model.cell.n_hidden
-    hidden = states[-1, :, :n] if readout == "last" else states[1:, :, :n]
+    h = _hidden_index(model.cell)
+    hidden = states[-1][..., h] if readout == "last" else states[1:][..., h]
     return hidden @ model.weight_out.T + model.bias_out
 
 
@@ -499,8 +511,8 @@ def _member_matmul(v, weight):
 
 def _member_outputs(model, states, readout):
     """Readout of a flat ensemble: (B, M, O) for "last", (L, B, M, O) for "sequence"."""
-    n = model.cell.n_hidden
-    hidden = states[-1, ..., :n] if readout == "last" else states[1:, ..., :n]
+    h = _hidden_index(model.cell)
+    hidden = states[-1][..., h] if readout == "last" else states[1:][..., h]
     return _member_matmul(hidden, model.weight_out.transpose(0, 2, 1)) + model.bias_out
 
 
@@ -625,7 +637,7 @@ _ROWS = 512
 
 def _bptt(model, inputs, targets, readout, loss):
     cell = model.cell
-    n, size = cell.n_hidden, cell.state_size
+    n, size, h = cell.n_hidden, cell.state_size, _hidden_index(cell)
     batch, length = inputs.shape[:2]
     x_tm = np.ascontiguousarray(inputs.transpose(1, 0, 2))
     states = _unroll(cell, x_tm, np.zeros((batch, size)))
@@ -637,11 +649,11 @@ def _bptt(model, inputs, targets, readout, loss):
     # Direct gradients of the loss with respect to the hidden parts of the states.
     w_out = model.weight_out
     if readout == "last":
-        hidden = states[-1, :, :n]
+        hidden = states[-1][..., h]
         grad_w = d_out.T @ hidden
         grad_b = d_out.sum(axis=0)
     else:
-        hidden = states[1:, :, :n].reshape(-1, n)
+        hidden = states[1:][..., h].reshape(-1, n)
         flat = d_out.reshape(-1, d_out.shape[-1])
         grad_w = flat.T @ hidden
         grad_b = flat.sum(axis=0)
@@ -652,16 +664,16 @@ def _bptt(model, inputs, targets, readout, loss):
     hidden_norms = np.empty(length + 1)
     g = np.zeros((batch, size))
     if readout == "last":
-        g[:, :n] = d_out @ w_out
+        g[:, h] = d_out @ w_out
     for t in range(length, 0, -1):
         if readout == "sequence":
-            g[:, :n] += direct[t - 1]
+            g[:, h] += direct[t - 1]
         state_norms[t] = math.sqrt(float(np.sum(g * g)))
-        hidden_norms[t] = math.sqrt(float(np.sum(g[:, :n] * g[:, :n])))
+        hidden_norms[t] = math.sqrt(float(np.sum(g[:, h] * g[:, h])))
         cotangents[t - 1] = g
         g = cell._vjp(states[t - 1], x_tm[t - 1], g, "full")
     state_norms[0] = math.sqrt(float(np.sum(g * g)))
-    hidden_norms[0] = math.sqrt(float(np.sum(g[:, :n] * g[:, :n])))
+    hidden_norms[0] = math.sqrt(float(np.sum(g[:, h] * g[:, h])))
 
     # sum_t d(g_{t+1} . step(s_t, x_t))/dtheta by batched calls over blocks of steps (blocks of
     # ~_ROWS (step, sequence) pairs keep the intermediates in cache: ~2x faster than one call).
@@ -740,7 +752,7 @@ def _bptt_one_by_one(flat, x_tm, targets, readout, loss):
 
 def _bptt_group(flat, x_tm, targets, readout, loss):
     cell = flat.cell
-    n, size = cell.n_hidden, cell.state_size
+    n, size, h = cell.n_hidden, cell.state_size, _hidden_index(cell)
     length, batch = x_tm.shape[:2]
     m = flat.batch_shape[0]
     states = _member_forward(flat, x_tm)
@@ -749,7 +761,7 @@ def _bptt_group(flat, x_tm, targets, readout, loss):
 
     w_out = flat.weight_out  # (M, O, N)
     o = w_out.shape[1]
-    hidden = states[-1, ..., :n] if readout == "last" else states[1:, ..., :n].reshape(-1, m, n)
+    hidden = states[-1][..., h] if readout == "last" else states[1:][..., h].reshape(-1, m, n)
     d_flat = d_out.reshape(-1, m, o)
     grad_w = np.matmul(d_flat.transpose(1, 2, 0), hidden.transpose(1, 0, 2))  # (M, O, N)
     grad_b = d_flat.sum(axis=0)
@@ -760,16 +772,16 @@ def _bptt_group(flat, x_tm, targets, readout, loss):
     hidden_norms = np.empty((m, length + 1))
     g = np.zeros((batch, m, size))
     if readout == "last":
-        g[..., :n] = direct
+        g[..., h] = direct
     for t in range(length, 0, -1):
         if readout == "sequence":
-            g[..., :n] += direct[t - 1]
+            g[..., h] += direct[t - 1]
         state_norms[:, t] = np.sqrt(np.sum(g * g, axis=(0, 2)))
-        hidden_norms[:, t] = np.sqrt(np.sum(g[..., :n] * g[..., :n], axis=(0, 2)))
+        hidden_norms[:, t] = np.sqrt(np.sum(g[..., h] * g[..., h], axis=(0, 2)))
         cotangents[t - 1] = g
         g = cell._vjp(states[t - 1], x_tm[t - 1], g, "full")
     state_norms[:, 0] = np.sqrt(np.sum(g * g, axis=(0, 2)))
-    hidden_norms[:, 0] = np.sqrt(np.sum(g[..., :n] * g[..., :n], axis=(0, 2)))
+    hidden_norms[:, 0] = np.sqrt(np.sum(g[..., h] * g[..., h], axis=(0, 2)))
 
     chunk = max(1, _ROWS // (batch * m))
     grads = None
