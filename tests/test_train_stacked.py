@@ -210,3 +210,22 @@ def test_training_an_ensemble_of_stacks_equals_training_each_member():
         assert np.all(alone.grad_norm_after <= 0.1 * (1 + 1e-12))
         for k, p in alone.model.params.items():
             _assert_close(record.model.params[k][i], p, f"member {i} {k}", tol=EXACT)
+
+
+def test_a_stack_ensemble_of_two_batch_dimensions():
+    """with_parameters reshapes a (6,) ensemble of stacks into (2, 3) (every layer's arrays at
+    once); bptt of the (2, 3) model, which runs flattened and back through with_parameters,
+    equals that of the (6,) model member for member."""
+    flat_cell = _stack((("lstm", 3), ("rnn", 4)), ensemble=6)
+    cell = flat_cell.with_parameters(
+        {k: v.reshape((2, 3) + v.shape[1:]) for k, v in flat_cell.parameters().items()}
+    )
+    assert cell.batch_shape == (2, 3) and all(layer.batch_shape == (2, 3) for layer in cell.layers)
+    flat = tr.init_model(flat_cell, 1, rng=11)
+    model = tr.Model(cell, flat.weight_out.reshape(2, 3, 1, -1), flat.bias_out.reshape(2, 3, 1))
+    x, y = _batch(np.random.default_rng(12), "last", "mse", o=1)
+    got, want = tr.bptt(model, x, y), tr.bptt(flat, x, y)
+    _assert_close(got.loss.reshape(6), want.loss, "loss", tol=EXACT)
+    for k, g in want.grads.items():
+        assert got.grads[k].shape == (2, 3) + g.shape[1:], k
+        _assert_close(got.grads[k].reshape(g.shape), g, k, tol=EXACT)

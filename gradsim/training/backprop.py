@@ -19,13 +19,17 @@ the last sum computed by one batched ``param_vjp`` call over all steps. The norm
 for free and are what shows where the gradient dies.
 
 A :class:`Model` is a cell plus a linear readout :math:`y = W_{out} h + b_{out}` of the hidden
-part ``h`` (for the LSTM, the first N entries of the state ``concat(h, c)``), applied to the
+part ``h`` (for the LSTM, the first N entries of the state ``concat(h, c)``; for a
+:class:`~gradsim.StackedCell`, every layer's output :math:`y^{(k)}` in layer order, at the
+positions ``cell.hidden_index``, ``n_hidden`` = the sum of the layers' sizes), applied to the
 last state (``readout="last"``, sequence to one) or to every state after an input
 (``readout="sequence"``, sequence to sequence). Losses: mean squared error over all output
 entries (``"mse"``) or mean softmax cross-entropy in nats (``"xent"``).
 
-Parameters travel as a dict ``name -> array``: the cell's PyTorch names (``weight_hh``,
-``weight_ih``, ``bias_hh``, ``bias_ih``) and ``weight_out``, ``bias_out``. Optimisers are small
+Parameters travel as a dict ``name -> array``: the cell's own names (``cell.parameters()``:
+PyTorch's ``weight_hh``, ``weight_ih``, ``bias_hh``, ``bias_ih`` for the classic cells, the
+papers' names for the modern ones, ``"layer{k}.{name}"`` for a stack) and ``weight_out``,
+``bias_out``; new values go back into the cell by ``cell.with_parameters``. Optimisers are small
 immutable objects with pure ``init(params) -> state`` and ``update(params, grads, state) ->
 (params, state)``.
 
