@@ -68,6 +68,15 @@ EXPECTED = {
     "theory.rate-flow-sum-rule": "supported",
     "theory.rate-map-dmft-max-exponent": "supported",
     "theory.rate-input-suppresses-chaos": "supported",
+    # issue 12, gradsim.claims.modern
+    "theory.lru-exponents": "supported",
+    "theory.indrnn-exponents": "supported",
+    "theory.mingru-exponents": "supported",
+    "theory.antisymmetric-exponents": "supported",
+    "theory.antisymmetric-near-zero": "supported",
+    "theory.cornn-bounded-gradients": "supported",
+    "theory.curse-of-memory": "supported",
+    "theory.memory-normalisation-remedy": "supported",
 }
 
 
@@ -112,7 +121,7 @@ def test_refuted_claim_names_its_counterexample():
 # ------------------------------------------------------------------------------------------
 # the registry
 def test_registry_size_ids_and_checks():
-    assert len(CLAIMS) >= 36
+    assert len(CLAIMS) >= 44
     assert builtin_claims() == list(CLAIMS)
     ids = [c.id for c in CLAIMS]
     assert len(set(ids)) == len(ids)
@@ -121,9 +130,10 @@ def test_registry_size_ids_and_checks():
     assert set(COMPARISONS.values()) <= {"within", "at most", "exceeds"}
     for claim in CLAIMS:
         assert re.fullmatch(r"(notes|theory)\.[a-z0-9-]+", claim.id), claim.id
-        # Each check is a module-level function of the library or of its rate-network module
-        # (importable, picklable).
-        assert claim.check.__module__ in ("gradsim.claims.library", "gradsim.claims.rate")
+        # Each check is a module-level function of the library or of its rate-network or
+        # modern-recurrence module (importable, picklable).
+        assert claim.check.__module__ in ("gradsim.claims.library", "gradsim.claims.rate",
+                                          "gradsim.claims.modern")
         assert claim.check.__name__.startswith("check_")
         assert claim.check.__qualname__ == claim.check.__name__
 

@@ -1527,3 +1527,9 @@ from .rate import RATE_CLAIMS, RATE_COMPARISONS  # noqa: E402
 
 CLAIMS = CLAIMS + RATE_CLAIMS
 COMPARISONS.update(RATE_COMPARISONS)
+
+# The modern-recurrence and curse-of-memory claims (issue 12), appended in the same way.
+from .modern import MODERN_CLAIMS, MODERN_COMPARISONS  # noqa: E402
+
+CLAIMS = CLAIMS + MODERN_CLAIMS
+COMPARISONS.update(MODERN_COMPARISONS)
