@@ -164,35 +164,30 @@ def _finite_mean(values):
 def plot(frame):
     fig, axes = new_figure(ncols=3, width=4.0, height=3.4)
     axes = np.asarray(axes).ravel()
-    means = frame.replace([np.inf, -np.inf], np.nan).groupby(["model", "T"], sort=False).mean(
-        numeric_only=True).reset_index()
+    # Medians over seeds: an exactly-zero product (-inf, the ReLU IndRNN) stays -inf and is not
+    # drawn, rather than being averaged away with the seeds whose product is not yet zero.
+    medians = frame.groupby(["model", "T"], sort=False).median(numeric_only=True).reset_index()
+    columns = [("top_per_step", "largest log singular value of $P_T$ / T"),
+               ("bottom_per_step", "smallest log singular value of $P_T$ / T"),
+               ("grad_log10_ratio", r"$\log_{10} \|dL/ds_0\| / \|dL/ds_T\|$")]
     for i, model in enumerate(NAMES.values()):
-        sub = means[means.model == model].sort_values("T")
-        if not len(sub):
-            continue
-        color = PALETTE[i % len(PALETTE)]
-        ok = sub[np.isfinite(sub.top_per_step)]
-        axes[0].plot(ok["T"], ok.top_per_step, color=color, marker="o", ms=3, label=model)
-        axes[0].plot(ok["T"], ok.bottom_per_step, color=color, marker="v", ms=3, ls=":")
-        axes[1].plot(sub["T"], sub.lyap_top, color=color, marker="o", ms=3, label=model)
-        axes[2].plot(sub["T"], sub.grad_log10_ratio, color=color, marker="o", ms=3, label=model)
-    for ax in axes:
+        sub = medians[medians.model == model].sort_values("T")
+        for ax, (column, _) in zip(axes, columns):
+            ok = sub[np.isfinite(sub[column])]
+            ax.plot(ok["T"], ok[column], color=PALETTE[i % len(PALETTE)], marker="o", ms=3,
+                    ls="-" if i < 6 else "--", label=model)
+    n_seeds = frame.seed.nunique() if "seed" in frame else 1
+    for ax, (column, label) in zip(axes, columns):
         ax.set_xscale("log")
         ax.set_xlabel("horizon T (steps)")
         ax.axhline(0.0, color="0.5", lw=0.8)
-    axes[0].set_ylabel("log singular value of $P_T$ / T\n(o largest, v smallest; nats per step)")
-    axes[0].set_yscale("symlog", linthresh=1e-3)
-    axes[1].set_ylabel("top Lyapunov exponent (nats per step)")
-    axes[1].set_yscale("symlog", linthresh=1e-3)
-    axes[2].set_ylabel(r"$\log_{10} \|dL/ds_0\| / \|dL/ds_T\|$")
-    axes[2].set_yscale("symlog", linthresh=1.0)
-    axes[2].axhspan(-KEEP_DECADES, KEEP_DECADES, color="0.9")
-    n_seeds = frame.seed.nunique() if "seed" in frame else 1
-    axes[0].set_title(f"spectra of $P_T$ (mean of {n_seeds} seeds)", fontsize=8)
-    axes[1].set_title("top exponent (k = 1, over T_max)", fontsize=8)
-    axes[2].set_title(f"gradient ratio (shaded: within 1e±{KEEP_DECADES:g})", fontsize=8)
-    handles, labels = axes[1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=7)
+        ax.set_ylabel(label + ("" if column.startswith("grad") else "\n(nats per step)"))
+        ax.set_yscale("symlog", linthresh=1.0 if column.startswith("grad") else 1e-3)
+        ax.set_title(f"median of {n_seeds} seeds", fontsize=8)
+    axes[2].axhspan(-KEEP_DECADES, KEEP_DECADES, color="0.9", zorder=0)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7,
+               title="IndRNN: P_T = 0 (-inf) not drawn", title_fontsize=6)
     return fig
 
 
@@ -216,9 +211,9 @@ def summarize(frame):
             gap = max(float(np.max(np.abs(rows[f"{c}_per_step"] - rows[f"exact_{c}"])))
                       for c in ("top", "median", "bottom"))
             # log_singular_values of a diagonal (or rotation-block) product is exact to
-            # rounding: the gap is fixed by the draws, not a random quantity of its own.
+            # rounding (<= 5e-12 per step measured on the full grid): any gap below 1e-10 agrees.
             out[f"{model}: max |measured - exact| log singular value per step"] = Exact(
-                gap, rtol=1e-2, atol=1e-12)
+                gap, rtol=1.0, atol=1e-10)
             exact_text.append(f"{model} {gap:.1e}")
     ind = frame[frame.model == NAMES["indrnn"]]
     dead = ""
