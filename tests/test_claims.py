@@ -73,7 +73,7 @@ EXPECTED = {
     "theory.indrnn-exponents": "supported",
     "theory.mingru-exponents": "supported",
     "theory.antisymmetric-exponents": "supported",
-    "theory.antisymmetric-near-zero": "supported",
+    "theory.antisymmetric-near-zero": "conditional",
     "theory.cornn-bounded-gradients": "supported",
     "theory.curse-of-memory": "supported",
     "theory.memory-normalisation-remedy": "supported",
