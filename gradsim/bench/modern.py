@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 import gradsim as gs
 
 from .ensembles import LONG_RUN, _best, _geqrf_lwork
-from .rate import _blas
+from .rate import _blas, _sizes
 
 STACK_LAYERS = 3
 STACK_INPUT = 8
@@ -181,16 +181,6 @@ def run(quick: bool = False, threads: int = 1, out=None, *, stack_n=None, sizes=
           f"matmul, spectrum {stack['spectrum_over_dense']:.3f}x a dense matmul + dgeqrf per step "
           f"({'cheaper' if stack['spectrum_over_dense'] < 1 else 'NOT cheaper'} than dense)", file=out)
     return rows
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        values = ()
-    if not values or min(values) < 2:
-        raise argparse.ArgumentTypeError(f"must be integers >= 2, e.g. '64 256'; got {text!r}")
-    return values
 
 
 def main(argv=None) -> int:
