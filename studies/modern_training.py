@@ -33,6 +33,11 @@ Full grid measured at this commit: 282 s of CPU on one core (72 runs). Adding, T
 minLSTM and GRU 4 of 4 (median loss / baseline 0.065, 0.055, 0.011), LSTM 2 of 4 (0.49), LRU,
 IndRNN, antisymmetric, coRNN and tanh RNN 0 of 4 (0.94-1.00); copy, T = 100: 0 of 4 for every
 cell (0.74-1.23; only the LRU, minGRU, minLSTM and GRU go below the baseline at all).
+Rerun into reports/ on 2026-12-02 (``gradsim run modern_training --jobs 2``, two processes on
+a shared 2-core machine): the same 72 rows and numbers, 224 s wall, 316 s of CPU.
+
+The figure puts the cells side by side (one series per T): the success rate with its Wilson
+interval, and every seed's held-out loss / baseline with the median.
 
 Runs are not batched into ensembles: over many updates training amplifies the rounding
 differences between an ensemble's stacked products and a lone run's (see studies/horizon.py).
@@ -180,38 +185,54 @@ def summarize(frame):
 
 
 def plot(frame):
+    """Per cell (x axis) and task (column): the success rate with its Wilson 95% interval (top)
+    and every seed's held-out loss / baseline with the median (bottom), one series per T."""
+    res = frame.assign(success=_bool(frame.success))
     rates = success_rates(frame)
-    fig, axes = new_figure(ncols=2, nrows=2, width=3.7, height=3.0)
-    axes = np.asarray(axes).reshape(2, 2)
     cells = [c for c in CELLS if c in set(rates.cell)]
+    tasks = [t for t in TASKS if t in set(rates.task)]
     lengths = sorted(int(t) for t in rates["T"].unique())
-    for j, task in enumerate(t for t in TASKS if t in set(rates.task)):
-        for i, cell in enumerate(cells):
-            sub = rates[(rates.cell == cell) & (rates.task == task)].sort_values("T")
-            style = dict(color=PALETTE[i % len(PALETTE)], marker="os^Dv<>ph"[i % 9], ms=4,
-                         label=CELLS[cell][0])
+    fig, axes = new_figure(ncols=len(tasks), nrows=2, width=4.2, height=3.0)
+    axes = np.asarray(axes).reshape(2, len(tasks))
+    x = np.arange(len(cells))
+    for j, task in enumerate(tasks):
+        for k, T in enumerate(lengths):
+            shift = 0.25 * (k - (len(lengths) - 1) / 2)
+            style = dict(color=PALETTE[k % len(PALETTE)], marker="os^D"[k % 4], ms=4,
+                         ls="none", label=f"T = {T}")
+            sub = rates[(rates.task == task) & (rates["T"] == T)].set_index("cell")
+            sub = sub.reindex(cells)
+            have = sub.seeds.notna().to_numpy()
             intervals = np.array([rate_of([True] * int(r.successes)
                                           + [False] * int(r.seeds - r.successes)).interval()
-                                  for r in sub.itertuples()]).reshape(-1, 2).T
-            shift = 1.0 + 0.02 * (i - len(cells) / 2)
-            axes[0, j].errorbar(sub["T"] * shift, sub.success_rate,
-                                yerr=[sub.success_rate - intervals[0],
-                                      intervals[1] - sub.success_rate],
+                                  for r in sub[have].itertuples()]).reshape(-1, 2).T
+            value = sub.success_rate[have].to_numpy(float)
+            axes[0, j].errorbar(x[have] + shift, value,
+                                yerr=[value - intervals[0], intervals[1] - value],
                                 capsize=2, lw=1, elinewidth=0.8, **style)
-            axes[1, j].plot(sub["T"], sub.median_ratio.clip(upper=100.0), **style)
-        axes[0, j].set_title(f"{task}: success (loss < {1 - MARGIN:.1f} x baseline)", fontsize=9)
+            for i, cell in enumerate(cells):
+                runs = res[(res.cell == cell) & (res.task == task) & (res["T"] == T)]
+                ratio = runs.ratio_to_baseline.to_numpy(float).clip(max=100.0)
+                axes[1, j].plot(np.full(ratio.size, x[i] + shift), ratio, ls="none",
+                                marker=style["marker"], ms=3, mfc="none",
+                                color=style["color"], alpha=0.7)
+            axes[1, j].plot(x[have] + shift, sub.median_ratio[have].clip(upper=100.0),
+                            marker="_", ms=12, mew=2, ls="none", color=style["color"],
+                            label=f"T = {T}, median")
+        axes[0, j].set_title(f"{task}: success (loss <= {1 - MARGIN:.1f} x baseline)", fontsize=9)
         axes[0, j].set_ylabel("success rate (Wilson 95% CI)")
         axes[0, j].set_ylim(-0.05, 1.05)
-        axes[1, j].axhline(1.0, color="0.3", ls="--", lw=1)
-        axes[1, j].axhline(1.0 - MARGIN, color="0.3", ls=":", lw=1)
+        axes[1, j].axhline(1.0, color="0.3", ls="--", lw=1, label="memoryless baseline")
+        axes[1, j].axhline(1.0 - MARGIN, color="0.3", ls=":", lw=1, label="success threshold")
         axes[1, j].set_yscale("log")
-        axes[1, j].set_ylabel("held-out loss / baseline (median)")
+        axes[1, j].set_ylabel("held-out loss / baseline (seeds, median)")
+        axes[1, j].set_title(f"{task}: held-out loss", fontsize=9)
         for ax in axes[:, j]:
-            ax.set_xscale("log")
-            ax.set_xticks(lengths, [str(t) for t in lengths])
-            ax.minorticks_off()
-            ax.set_xlabel("T")
-    axes[0, 0].legend(fontsize=5, loc="best")
+            ax.set_xticks(x, [CELLS[c][0].split(" (")[0].split(",")[0] for c in cells],
+                          rotation=45, ha="right", fontsize=7)
+            ax.set_xlim(-0.6, len(cells) - 0.4)
+    axes[0, 0].legend(fontsize=6, loc="best")
+    axes[1, 0].legend(fontsize=6, loc="best")
     return fig
 
 
