@@ -19,6 +19,7 @@ spectrum: Kaplan-Yorke dimension, entropy rate, their standard errors), :mod:`.s
 sensitivity of the states to the parameters), :mod:`.untied`.
 """
 
+from .critical import CriticalInit, critical_init
 from .gradients import gradient_norms
 from .observables import (
     SpectrumObservables,
@@ -47,4 +48,6 @@ __all__ = [
     "positive_fraction",
     "spectrum_observables",
     "SpectrumObservables",
+    "critical_init",
+    "CriticalInit",
 ]
