@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from .._validate import choice
 from .base import (
@@ -17,6 +16,7 @@ from .base import (
     _diag,
     _mv,
     _outer_sum,
+    _sigmoid,
     _sigmoid_slope,
     _vm,
 )
@@ -78,8 +78,8 @@ class GRU(Cell):
         b = self.bias_hh
         ax = _affine(x, self.weight_ih, self.bias_ih)
         hr = _mv(w[..., : 2 * n, :], h) + b[..., : 2 * n]
-        r = expit(ax[..., :n] + hr[..., :n])
-        z = expit(ax[..., n : 2 * n] + hr[..., n:])
+        r = _sigmoid(ax[..., :n] + hr[..., :n])
+        z = _sigmoid(ax[..., n : 2 * n] + hr[..., n:])
         if self.variant == "torch":
             hn = _mv(w[..., 2 * n :, :], h) + b[..., 2 * n :]
             cand = np.tanh(ax[..., 2 * n :] + r * hn)
@@ -132,6 +132,29 @@ class GRU(Cell):
         grad = cotangent * p["keep"]
         grad = grad + _vm(cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"]), w_z)
         return grad + self._candidate_grad(p, cotangent * (1.0 - p["keep"]))
+
+    def _frame_vjp(self, state, x, frame, cotangent, path, inputs=True):
+        r"""As :meth:`Cell._frame_vjp`; the ``"direct"`` path's diag(keep) is not a sub-block
+        of the full Jacobian, so its second-order term is written out:
+        :math:`\sum_j a_j^\top \operatorname{diag}(\kappa) q_j = u \cdot \kappa` with
+        :math:`u = \sum_j a_j \odot q_j` and :math:`\kappa = z` (or 1 - z for chung),
+        :math:`z = \sigma(a_z)`: its gradient is that of the gate pre-activation
+        :math:`a_z = W_{iz} x + b_{iz} + W_{hz} h + b_{hz}` with cotangent
+        :math:`\pm u\, \sigma'(a_z)`."""
+        if path != "direct":
+            return super()._frame_vjp(state, x, frame, cotangent, path, inputs)
+        n = self.n_hidden
+        _, p = self._forward(state, x)
+        u = np.sum(frame * cotangent, axis=-1)
+        sign = 1.0 if self.variant != "chung" else -1.0
+        grad_z = sign * u * _sigmoid_slope(p["z"])
+        shape = _batch_shape(state, x, u)
+        grad_a = np.zeros(shape + (3 * n,))
+        grad_a[..., n : 2 * n] = grad_z
+        grad_state = _vm(grad_z, self.weight_hh[..., n : 2 * n, :])
+        grad_x = _vm(grad_z, self.weight_ih[..., n : 2 * n, :]) if inputs else None
+        grad_params = _affine_grads(grad_a, x, grad_a, state, shape, self.batch_shape)
+        return grad_state, grad_x, grad_params
 
     def _param_vjp(self, state, x, cotangent):
         # h' = keep h + (1 - keep) n, keep = z (or 1 - z): the gradients of the pre-activations

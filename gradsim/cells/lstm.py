@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from .base import (
     Cell,
@@ -16,6 +15,7 @@ from .base import (
     _diag,
     _members,
     _mv,
+    _sigmoid,
     _sigmoid_slope,
     _vm,
 )
@@ -74,10 +74,10 @@ class LSTM(Cell):
         n = self.n_hidden
         h, c = state[..., :n], state[..., n:]
         a = _mv(self.weight_hh, h) + self.bias_hh + _affine(x, self.weight_ih, self.bias_ih)
-        i = expit(a[..., :n])
-        f = expit(a[..., n : 2 * n])
+        i = _sigmoid(a[..., :n])
+        f = _sigmoid(a[..., n : 2 * n])
         g = np.tanh(a[..., 2 * n : 3 * n])
-        o = expit(a[..., 3 * n :])
+        o = _sigmoid(a[..., 3 * n :])
         c_new = f * c + i * g
         tanh_c = np.tanh(c_new)
         h_new = o * tanh_c
@@ -142,6 +142,12 @@ class LSTM(Cell):
         if path == "hidden":
             return grad_h
         return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
+
+    def _path_coordinates(self, path):
+        # The cell path's diag(f) is dc'/dc and the hidden path's block dh'/dh: principal
+        # sub-blocks of the full Jacobian, on the c and the h coordinates.
+        n = self.n_hidden
+        return {"full": slice(None), "cell": slice(n, 2 * n), "hidden": slice(0, n)}[path]
 
     def _param_vjp(self, state, x, cotangent):
         # The same dL/da (all four gates) as the full-path _vjp, then the affine maps' gradients.

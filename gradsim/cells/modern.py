@@ -38,7 +38,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from .._validate import as_rng, choice, describe, finite_array, frozen
 from .base import (
@@ -51,6 +50,7 @@ from .base import (
     _mv,
     _outer_sum,
     _vm,
+    _sigmoid,
     _sigmoid_slope,
 )
 
@@ -595,7 +595,7 @@ class MinGRU(_DiagonalCell):
     def _gates(self, x):
         """(pre-activation of z, z, candidate h~), each (..., N)."""
         a_z = _affine_map(x, self.weight_z, self.bias_z)
-        return a_z, expit(a_z), _affine_map(x, self.weight_h, self.bias_h)
+        return a_z, _sigmoid(a_z), _affine_map(x, self.weight_h, self.bias_h)
 
     def _log_coefficients(self, x):
         """(log a, log|b|, sign b) of h' = a h + b: log(1 - z) = -softplus(a_z), log z + log|h~|."""
@@ -710,8 +710,8 @@ class MinLSTM(_DiagonalCell):
 
     def _gates(self, x):
         """(f, i, f', i', h~), each (..., N)."""
-        f = expit(_affine_map(x, self.weight_f, self.bias_f))
-        i = expit(_affine_map(x, self.weight_i, self.bias_i))
+        f = _sigmoid(_affine_map(x, self.weight_f, self.bias_f))
+        i = _sigmoid(_affine_map(x, self.weight_i, self.bias_i))
         total = f + i
         return f, i, f / total, i / total, _affine_map(x, self.weight_h, self.bias_h)
 

@@ -125,7 +125,7 @@ def _input_jvp(layer, state, p, m):
 
 def _pad(v, size):
     """v (..., n) followed by zeros to length ``size``."""
-    return np.concatenate([v, np.zeros(v.shape[:-1] + (size - v.shape[-1],))], axis=-1)
+    return np.concatenate([v, np.zeros(v.shape[:-1] + (size - v.shape[-1],), dtype=v.dtype)], axis=-1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,7 +283,7 @@ class StackedCell(Cell):
         rows = []
         for k, (layer, (s, inp, new, p)) in enumerate(zip(self.layers, run)):
             jac = layer._jacobian(s, inp, "full")[1]
-            block = np.zeros(jac.shape[:-1] + (size,))
+            block = np.zeros(jac.shape[:-1] + (size,), dtype=jac.dtype)
             block[..., o[k] : o[k + 1]] = jac
             if k > 0:
                 below = rows[-1][..., : self.layers[k - 1].n_hidden, :]

@@ -15,12 +15,14 @@ cell for the same t, because :func:`gradient_norms` calls it again on the way ba
 Modules: :mod:`._problem` (arguments), :mod:`.qr` (re-orthonormalisation), :mod:`.trajectory`
 (``unroll``, ``jacobian_product``), :mod:`.spectrum`, :mod:`.observables` (functions of a
 spectrum: Kaplan-Yorke dimension, entropy rate, their standard errors), :mod:`.singular`,
-:mod:`.gradients`, :mod:`.sensitivity` (``parameter_jvp``, forward-mode
+:mod:`.gradients`, :mod:`.lyapunov_grad` (``lyapunov_vjp``, gradients of the exponents by the
+adjoint of the QR method), :mod:`.sensitivity` (``parameter_jvp``, forward-mode
 sensitivity of the states to the parameters), :mod:`.untied`.
 """
 
 from .critical import CriticalInit, critical_init
 from .gradients import gradient_norms
+from .lyapunov_grad import LyapunovGradient, lyapunov_vjp
 from .observables import (
     SpectrumObservables,
     entropy_rate,
@@ -39,6 +41,8 @@ __all__ = [
     "jacobian_product",
     "log_singular_values",
     "lyapunov_spectrum",
+    "lyapunov_vjp",
+    "LyapunovGradient",
     "gradient_norms",
     "parameter_jvp",
     "LyapunovSpectrum",
