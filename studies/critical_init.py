@@ -55,7 +55,7 @@ from gradsim.workflow.runner import Study
 
 Z = 4.0
 HORIZONS = [5, 10, 20, 50, 100, 200, 500]
-GAIN_PART = {"part": ["gain"], "input_std": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0], "n_hidden": [128],
+GAIN_PART = {"part": ["gain"], "input_std": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0], "n_hidden": [64, 256],
              "weights": ["tied"], "ensemble": [16], "steps": [1000], "warmup": [200]}
 UNTIED_PART = {"part": ["gain"], "input_std": [0.0, 1.0], "n_hidden": [64], "weights": ["untied"],
                "ensemble": [16], "steps": [800], "warmup": [150]}
@@ -210,11 +210,10 @@ def summarize(frame):
     out = {}
     notes = []
     # --- gain
-    for weights in ("tied", "untied"):
-        part = _gain_rows(frame, weights)
-        if part.empty:
-            continue
-        n = int(part.n_hidden.iloc[0])
+    gains = frame[frame.part == "gain"]
+    for (weights, n), part in gains.groupby(["weights", "n_hidden"], sort=True):
+        part = part.sort_values("input_std")
+        n = int(n)
         for _, row in part.iterrows():
             s = row.input_std
             out[f"critical gain, {weights} N = {n}, input std {s:g}"] = Estimate(row.value, row.value_stderr,
@@ -234,6 +233,24 @@ def summarize(frame):
             + f". Within 4 s.e. + O(r^2) of the finite-N mean-field edge in {agree.successes} of "
             f"{agree.trials} (largest |z| {float(np.max(np.abs(z))):.1f}); the finite-N shift above the "
             f"N = inf edge is {float(shift.min()):.3f}-{float(shift.max()):.3f}."
+        )
+    # The finite-N shift scales as 1/N: its measured ratio between the two tied sizes.
+    tied = gains[(gains.weights == "tied") & (gains.input_std == 1.0)].sort_values("n_hidden")
+    if len(tied) >= 2:
+        small, large = tied.iloc[0], tied.iloc[-1]
+        d1, d2 = small.value - small.theory_value, large.value - large.theory_value
+        ratio = d1 / d2
+        se = abs(ratio) * math.hypot(small.value_stderr / d1, large.value_stderr / d2)
+        key = f"N = {int(small.n_hidden)} / N = {int(large.n_hidden)}"
+        out[f"measured shift above chi_1 = 1 ratio, {key}, input std 1"] = Estimate(ratio, se, 2)
+        out[f"finite-N theory shift ratio, {key}, input std 1"] = Exact(
+            (small.theory_finite_n - small.theory_value) / (large.theory_finite_n - large.theory_value))
+        notes.append(
+            f"At input std 1 the edge's shift above chi_1 = 1 is {d1:.3f} ± {small.value_stderr:.1g} at "
+            f"N = {int(small.n_hidden)} and {d2:.3f} ± {large.value_stderr:.1g} at N = {int(large.n_hidden)}: "
+            f"ratio {ratio:.2f} ± {se:.1g} (finite-N theory "
+            f"{float(out[f'finite-N theory shift ratio, {key}, input std 1']):.2f}; 1/N scaling gives "
+            f"{large.n_hidden / small.n_hidden:.0f})."
         )
     driven = frame[(frame.part == "gain") & (frame.input_std > 0)]
     if len(driven):

@@ -491,8 +491,14 @@ def critical_init(
     f0, s0 = f(u0)
     a = b = None
     if f0 == 0.0:
+        # At the target already (e.g. the exact zero-weight start): one step more, for the slope.
+        u1 = u0 + _FIRST_STEP[parameter] if u0 < u_hi else u0 - _FIRST_STEP[parameter]
+        u1 = min(max(u1, u_lo), u_hi)
+        f1, s1 = f(u1)
         a = b = (u0, f0, s0)
+        slope_points = sorted([(u0, f0, s0), (u1, f1, s1)])
     else:
+        slope_points = None
         up = (f0 < 0) == increasing
         step = _FIRST_STEP[parameter]
         prev = (u0, f0, s0)
@@ -524,7 +530,7 @@ def critical_init(
 
     # The last bracket whose ends differ by more than twice their combined standard error: the
     # slope of the delta method is read over it (the first bracket if none is).
-    slope_bracket = (a[0], b[0])
+    slope_bracket = (a[0], b[0]) if slope_points is None else (slope_points[0][0], slope_points[1][0])
     side, found = 0, None
     while a[0] != b[0]:
         (ua, fa, sa), (ub, fb, sb) = a, b
