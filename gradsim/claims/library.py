@@ -1533,3 +1533,9 @@ from .modern import MODERN_CLAIMS, MODERN_COMPARISONS  # noqa: E402
 
 CLAIMS = CLAIMS + MODERN_CLAIMS
 COMPARISONS.update(MODERN_COMPARISONS)
+
+# The critical-initialisation claims (issue 13), appended in the same way.
+from .control import CONTROL_CLAIMS, CONTROL_COMPARISONS  # noqa: E402
+
+CLAIMS = CLAIMS + CONTROL_CLAIMS
+COMPARISONS.update(CONTROL_COMPARISONS)
