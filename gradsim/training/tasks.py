@@ -19,6 +19,7 @@ adding problem     last      mse   2          Var(X_a + X_b) = 1/6
 copy task          sequence  xent  K + 2      n_copy log K / (T + 2 n_copy)
 periodic sequence  sequence  xent  A          entropy of the pattern's symbol frequencies
 long-gap recall    last      xent  K + F + 1  log K (K keys, F filler words)
+delayed XOR        sequence  xent  1          (T - d) log 2 / T (delay d)
 =================  ========  ====  =========  ============================================
 
 Inputs have shape ``(B, L, I)`` (batch, steps, features), float64; ``L`` is the sequence length
@@ -45,6 +46,8 @@ __all__ = [
     "periodic_sequence",
     "long_gap_recall",
     "periodic_baseline",
+    "delayed_xor",
+    "delayed_xor_baseline",
 ]
 
 READOUTS = ("last", "sequence")
@@ -298,20 +301,103 @@ def long_gap_recall(T, n_keys=7, n_fillers=8, shift=1) -> Task:
     return Task("recall", T, T, size, n_keys, "last", "xent", math.log(n_keys), sample)
 
 
-TASK_KINDS = ("adding", "copy", "periodic", "recall")
+def delayed_xor_baseline(T, delay) -> float:
+    r"""Per-step cross-entropy of the memoryless delayed-XOR (or delayed-copy) baseline (nats).
+
+    The targets of :func:`delayed_xor` are 0 for the first ``delay`` steps (every term is a
+    zero before the sequence) and afterwards the parity of at least one fair bit that is not the
+    current input, hence a fair bit independent of everything a memoryless predictor knows (the
+    step and the current input). Predicting 0 with certainty, then (1/2, 1/2), scores
+
+    .. math::
+
+        \frac{(T - d) \log 2}{T}.
+    """
+    T = positive_int(T, "T")
+    delay = positive_int(delay, "delay")
+    if delay >= T:
+        raise ValueError(f"`delay` must be smaller than T = {T}; got {delay}.")
+    return (T - delay) * math.log(2.0) / T
+
+
+def delayed_xor(T, delay=None, n_bits=2) -> Task:
+    r"""The delayed temporal XOR task of gradient flossing (Engelken 2023), and its delayed copy.
+
+    A stream of fair bits :math:`x_t \in \{0, 1\}` (one input feature, the bit itself) and, at
+    every step, the parity of the bits ``delay``, 2 ``delay``, ..., ``n_bits`` ``delay`` steps
+    back (two classes, read out at every step):
+
+    .. math::
+
+        y_t = x_{t-d} \oplus x_{t-2d} \quad (n_{bits} = 2, \text{ the delayed XOR}), \qquad
+        y_t = x_{t-d} \quad (n_{bits} = 1, \text{ the delayed copy}), \qquad
+        y_t = \bigoplus_{j=1}^{n_{bits}} x_{t - j d},
+
+    with :math:`x_t = 0` for t < 0. This is the generator ``generateInputOutput`` of the public
+    code (github.com/RainerEngelken/GradientFlossing, ``GradientFlossing_XOR.jl``): ``task = 0``
+    is the delayed copy, ``task = -h`` the hierarchical XOR of :math:`2^h` bits spaced by the
+    delay (``task = -1``: the XOR of the inputs d and 2d steps back, its README's example), scored
+    by the binary cross-entropy of one logit. Differences: here the loss is a two-class softmax
+    cross-entropy (the same loss in the logit difference) at every step, because a
+    :class:`Task` has no mask; the code scores only the steps from :math:`2^h d` on and shows no
+    input before them (it drops the first d of its bits), which the zero padding replaces. The
+    steps t >= ``n_bits * delay`` are the ones whose target needs the whole horizon: score a
+    model's accuracy there (chance 1/2).
+
+    The memoryless baseline is :func:`delayed_xor_baseline`, (T - d) log 2 / T.
+
+    Parameters
+    ----------
+    T : int
+        Sequence length, > ``n_bits * delay``.
+    delay : int, optional
+        d >= 1; by default ``max(1, T // (n_bits + 1))`` (a third of the sequence for the XOR is
+        scored at the full horizon), so that ``make_task("xor", T)`` works like the other kinds.
+    n_bits : int
+        Number of delayed bits in the parity, >= 1 (1: copy; 2: XOR; 4: the code's ``task = -2``).
+
+    Returns
+    -------
+    Task
+        ``name="xor"`` (``"delayed_copy"`` for ``n_bits=1``), ``readout="sequence"``,
+        ``loss="xent"``, I = 1, O = 2; inputs (B, T, 1) float64 in {0, 1}, targets int64 (B, T).
+    """
+    T = positive_int(T, "T")
+    n_bits = positive_int(n_bits, "n_bits")
+    delay = max(1, T // (n_bits + 1)) if delay is None else positive_int(delay, "delay")
+    if n_bits * delay >= T:
+        raise ValueError(
+            f"`T` must exceed n_bits * delay = {n_bits * delay} (at least one step whose target needs "
+            f"the whole horizon); got {T}."
+        )
+
+    def sample(batch_size, rng):
+        bits = rng.integers(0, 2, size=(batch_size, T), dtype=np.int64)
+        targets = np.zeros((batch_size, T), dtype=np.int64)
+        for j in range(1, n_bits + 1):
+            targets[:, j * delay :] ^= bits[:, : T - j * delay]
+        return bits[..., None].astype(np.float64), targets
+
+    name = "delayed_copy" if n_bits == 1 else "xor"
+    return Task(name, T, T, 1, 2, "sequence", "xent", delayed_xor_baseline(T, delay), sample)
+
+
+TASK_KINDS = ("adding", "copy", "periodic", "recall", "xor")
 _BUILDERS = {
     "adding": adding_problem,
     "copy": copy_task,
     "periodic": periodic_sequence,
     "recall": long_gap_recall,
+    "xor": delayed_xor,
 }
 
 
 def make_task(kind: str, T, **options) -> Task:
-    """Build a task by name: ``"adding"``, ``"copy"``, ``"periodic"`` or ``"recall"``.
+    """Build a task by name: ``"adding"``, ``"copy"``, ``"periodic"``, ``"recall"`` or ``"xor"``.
 
     ``options`` go to the task's function (:func:`adding_problem`, :func:`copy_task`,
-    :func:`periodic_sequence`, :func:`long_gap_recall`).
+    :func:`periodic_sequence`, :func:`long_gap_recall`, :func:`delayed_xor`, which needs
+    ``delay``: ``make_task("xor", 100, delay=20)``).
     """
     choice(kind, "kind", TASK_KINDS)
     return _BUILDERS[kind](T, **options)
