@@ -276,3 +276,49 @@ def test_untied_cell_and_dead_units_are_refused():
     dead = gs.RNN(weight_hh=np.eye(3), activation="relu")  # h = 0, every ReLU off
     with pytest.raises(FloatingPointError, match="annihilated"):
         gs.lyapunov_vjp(dead, 5, 2, np.ones(2))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "linear", "sigmoid"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_fused_rnn_backward_equals_the_generic_one(activation, residual):
+    # The RNN's fused _lyapunov_backward against the base class's composition of the cell's own
+    # VJPs and complex-step second-order terms, for a batch of states and an ensemble.
+    rng = np.random.default_rng(13)
+    for ensemble in (None, 3):
+        kind = "residual" if residual else "rnn"
+        cell = gs.make_cell(kind, 5, n_input=2, activation=activation, alpha=0.7, ensemble=ensemble, rng=rng, bias_std=0.5)
+        batch = (4, 3) if ensemble else (4,)
+        state, x = rng.standard_normal(batch + (5,)), rng.standard_normal(batch + (2,))
+        frame, frame_bar = rng.standard_normal(batch + (5, 3)), rng.standard_normal(batch + (5, 3))
+        state_bar = rng.standard_normal(batch + (5,))
+        pushed = cell._jacobian_operator(state, x, "full")[1] @ frame
+        fused = cell._lyapunov_backward(state, x, frame, pushed, frame_bar, state_bar, "full", True)
+        generic = gs.Cell._lyapunov_backward(cell, state, x, frame, pushed, frame_bar, state_bar, "full", True)
+        for mine, theirs in zip(fused[:2] + fused[3:], generic[:2] + generic[3:]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+        for name in cell.parameters():
+            np.testing.assert_allclose(fused[2][name], generic[2][name], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,path,variant", [
+    ("lstm", "full", "torch"), ("lstm", "cell", "torch"), ("lstm", "hidden", "torch"),
+    ("gru", "full", "torch"), ("gru", "full", "reset_before"), ("gru", "direct", "torch"),
+])
+def test_fused_gated_backward_equals_the_generic_one(kind, path, variant):
+    # The LSTM's and the PyTorch GRU's fused _lyapunov_backward (complex step on the gates only)
+    # against the base class's (complex step through the cell's own VJPs), batch and ensemble.
+    rng = np.random.default_rng(17)
+    for ensemble in (None, 3):
+        cell = gs.make_cell(kind, 4, n_input=2, variant=variant, ensemble=ensemble, rng=rng, bias_std=0.5)
+        batch = (5, 3) if ensemble else (5,)
+        size = cell.path_size(path)
+        state, x = rng.standard_normal(batch + (cell.state_size,)), rng.standard_normal(batch + (2,))
+        frame, frame_bar = rng.standard_normal(batch + (size, 3)), rng.standard_normal(batch + (size, 3))
+        state_bar = rng.standard_normal(batch + (cell.state_size,))
+        pushed = cell._jacobian_operator(state, x, path)[1] @ frame
+        fused = cell._lyapunov_backward(state, x, frame, pushed, frame_bar, state_bar, path, True)
+        generic = gs.Cell._lyapunov_backward(cell, state, x, frame, pushed, frame_bar, state_bar, path, True)
+        for mine, theirs in zip(fused[:2] + fused[3:], generic[:2] + generic[3:]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-11, atol=1e-12)
+        for name in cell.parameters():
+            np.testing.assert_allclose(fused[2][name], generic[2][name], rtol=1e-11, atol=1e-12)

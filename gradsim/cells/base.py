@@ -124,6 +124,13 @@ def _affine_tangent(x, h, tangent, rows=slice(None)):
     )
 
 
+def _sum_to_members(grad, batch, core: int = 2):
+    """grad (..., *batch, *core dims) summed over its leading dimensions beyond the cell's own
+    (ensemble) ``batch`` -> (*batch, *core dims)."""
+    extra = grad.ndim - core - len(batch)
+    return grad.sum(axis=tuple(range(extra))) if extra > 0 else grad
+
+
 def _batch_shape(*arrays):
     return np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
 
@@ -533,6 +540,31 @@ class Cell:
                 back = np.broadcast_to(back, (n_in,) + q.shape[:1] + batch + (self.state_size,))
                 grad_x = np.moveaxis(np.sum(back * q, axis=(1, -1)), 0, -1)
         return grad_state, grad_x, grad_params
+
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        r"""One step back through :math:`s' = f(s, x)` and :math:`A = J(s, x)\, Q`, for the
+        adjoint of the QR method (:func:`gradsim.numeric.lyapunov_vjp`).
+
+        Given the cotangents :math:`\bar A` (``frame_cotangent``, of the pushed frame) and
+        :math:`\bar s'` (``state_cotangent``), returns :math:`(\bar Q, \bar s, \bar\theta,
+        \bar x)`: :math:`\bar Q = J^\top \bar A`, :math:`\bar s = J_{\text{full}}^\top
+        \bar s' + \nabla_s \operatorname{tr}(\bar A^\top J Q)`, the parameter gradient
+        :math:`\nabla_\theta(\bar s' \cdot f) + \nabla_\theta \operatorname{tr}(\bar
+        A^\top J Q)` (a dict, summed over the batch as :meth:`param_vjp`'s) and the input's
+        likewise (None unless ``inputs``). The base class composes :meth:`_vjp`,
+        :meth:`_param_vjp`, :meth:`_input_vjp` and :meth:`_frame_vjp`; a cell may fuse them.
+
+        Shapes: state (..., S), x (..., I), frame Q, pushed A = J Q (as the forward pass
+        computed it) and frame_cotangent (..., P, k), state_cotangent (..., S).
+        """
+        columns = np.moveaxis(frame_cotangent, -1, 0)
+        frame_back = np.moveaxis(self._vjp(state, x, columns, path), 0, -1)
+        g_state, g_x, g_params = self._frame_vjp(state, x, frame, frame_cotangent, path, inputs)
+        params = self._param_vjp(state, x, state_cotangent)
+        params = {name: params[name] + g_params[name] for name in params}
+        state_back = self._vjp(state, x, state_cotangent, "full") + g_state
+        x_back = self._input_vjp(state, x, state_cotangent) + g_x if inputs else None
+        return frame_back, state_back, params, x_back
 
     # -- checks ----------------------------------------------------------------------------
     def _check_path(self, path):

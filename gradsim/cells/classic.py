@@ -15,6 +15,7 @@ from .base import (
     _affine_tangent,
     _batch_shape,
     _members,
+    _sum_to_members,
     _mv,
     _vm,
 )
@@ -85,10 +86,59 @@ class RNN(Cell):
         grad_a = cotangent * slope
         return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
 
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        return _rnn_lyapunov_backward(
+            self, state, x, frame, pushed, frame_cotangent, state_cotangent, inputs, 1.0, False
+        )
+
     def _param_jvp(self, state, x, tangent):
         # d s' = phi'(a) * (dW_hh s + db_hh + dW_ih x + db_ih), s and x fixed.
         _, slope = self._forward(state, x)
         return slope * _affine_tangent(x, state, tangent)
+
+
+# phi''(a) / phi'(a) from y = phi(a): finite where phi' vanishes (a saturated tanh), so the
+# second-order term needs no division; what the adjoint of the QR method needs.
+_CURVATURE_RATIOS = {
+    "tanh": lambda y: -2.0 * y,
+    "relu": lambda y: np.zeros_like(y),
+    "linear": lambda y: np.zeros_like(y),
+    "sigmoid": lambda y: 1.0 - 2.0 * y,
+}
+
+
+def _rnn_lyapunov_backward(cell, state, x, frame, pushed, frame_cotangent, state_cotangent, inputs, scale, residual):
+    r"""The fused backward step of :meth:`Cell._lyapunov_backward` for s' = [s +] c phi(a),
+    a = W_hh s + b_hh + W_ih x + b_ih (c = ``scale``; the skip term with ``residual``).
+
+    With :math:`J = [I +]\, c\, \operatorname{diag}(\phi') W`, :math:`B = c\,\phi' \odot
+    \bar A` and the pushed frame :math:`A = J Q`:
+    :math:`\operatorname{tr}(\bar A^\top J Q) = [\operatorname{tr}(\bar A^\top Q) +]\,
+    c \sum_{ij} \phi'(a_i) \bar A_{ij} (W Q)_{ij}`, whose gradient is :math:`B Q^\top` in W
+    directly and :math:`g_i = \rho_i \sum_j \bar A_{ij} (A - [Q])_{ij}` in a, with
+    :math:`\rho = \phi''/\phi'` (-2 phi for tanh). Two N x N x k products per step
+    (W^T B, B Q^T), against the generic path's complex evaluations.
+    """
+    phi, dphi = ACTIVATIONS[cell.activation]
+    w = cell.weight_hh
+    a = cell._preactivation(state, x)
+    y = phi(a)
+    d1 = dphi(a, y)
+    branch = pushed - frame if residual else pushed
+    w_t = np.swapaxes(w, -1, -2)
+    b = (scale * d1)[..., :, None] * frame_cotangent
+    frame_back = w_t @ b
+    grad_a = _CURVATURE_RATIOS[cell.activation](y) * np.sum(frame_cotangent * branch, axis=-1)
+    grad_a = grad_a + scale * state_cotangent * d1
+    state_back = _mv(w_t, grad_a) if w.ndim > 2 else grad_a @ w
+    if residual:
+        frame_back = frame_back + frame_cotangent
+        state_back = state_back + state_cotangent
+    shape = _batch_shape(state, x, grad_a)
+    params = _affine_grads(grad_a, x, grad_a, state, shape, cell.batch_shape)
+    params["weight_hh"] = params["weight_hh"] + _sum_to_members(b @ np.swapaxes(frame, -1, -2), cell.batch_shape)
+    x_back = _vm(grad_a, cell.weight_ih) if inputs else None
+    return frame_back, state_back, params, x_back
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +188,11 @@ class ResidualRNN(RNN):
         _, slope = self._forward(state, x)
         grad_a = self.alpha * cotangent * slope
         return _affine_grads(grad_a, x, grad_a, state, _batch_shape(state, x, cotangent), self.batch_shape)
+
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        return _rnn_lyapunov_backward(
+            self, state, x, frame, pushed, frame_cotangent, state_cotangent, inputs, self.alpha, True
+        )
 
     def _param_jvp(self, state, x, tangent):
         # d s' = alpha phi'(a) * (dW_hh s + db_hh + dW_ih x + db_ih).

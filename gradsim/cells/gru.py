@@ -18,8 +18,30 @@ from .base import (
     _outer_sum,
     _sigmoid,
     _sigmoid_slope,
+    _sum_to_members,
     _vm,
+    _COMPLEX_STEP,
 )
+
+
+def _torch_gates_vjp(p, ax, h, v, n):
+    """The PyTorch GRU's elementwise part h' = F(p, ax, h) back-propagated, columns last.
+
+    p (..., 3 N, m) = W_hh h + b_hh, ax (..., 3 N, m) = W_ih x + b_ih, h (..., N, m), v the
+    cotangent of h' (..., N, m) -> (grad_p, grad_ax, grad_h) of those shapes.
+    r = sigma(ax_r + p_r), z = sigma(ax_z + p_z), n = tanh(ax_n + r p_n), h' = z h + (1 - z) n.
+    Complex-safe (the complex step of the adjoint of the QR method evaluates it at complex p, h).
+    """
+    r = _sigmoid(ax[..., :n, :] + p[..., :n, :])
+    z = _sigmoid(ax[..., n : 2 * n, :] + p[..., n : 2 * n, :])
+    p_n = p[..., 2 * n :, :]
+    cand = np.tanh(ax[..., 2 * n :, :] + r * p_n)
+    g_an = v * (1.0 - z) * (1.0 - cand * cand)
+    g_az = v * (h - cand) * _sigmoid_slope(z)
+    g_ar = g_an * p_n * _sigmoid_slope(r)
+    grad_ax = np.concatenate([g_ar, g_az, g_an], axis=-2)
+    grad_p = np.concatenate([g_ar, g_az, g_an * r], axis=-2)
+    return grad_p, grad_ax, v * z
 
 GRU_VARIANTS = ("torch", "reset_before", "chung")
 
@@ -132,6 +154,40 @@ class GRU(Cell):
         grad = cotangent * p["keep"]
         grad = grad + _vm(cotangent * sign * (p["h"] - p["n"]) * _sigmoid_slope(p["z"]), w_z)
         return grad + self._candidate_grad(p, cotangent * (1.0 - p["keep"]))
+
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        r"""The fused backward step of :meth:`Cell._lyapunov_backward` for the PyTorch variant's
+        full path (the others take the generic one).
+
+        The step is affine, :math:`p = W_{hh} h + b_{hh}` and :math:`a_x = W_{ih} x + b_{ih}`,
+        then elementwise, :math:`h' = F(p, a_x, h)`, so :math:`J Q = F_p W Q + F_h Q`: with
+        :math:`G` the elementwise VJP of F for the columns of :math:`\bar A`,
+        :math:`J^\top \bar A = W^\top G_p + G_h`; the second-order term differentiates that
+        VJP along :math:`(W q_j, q_j)` by the complex step (elementwise), and adds
+        :math:`G_p Q^\top` to the gradient in :math:`W_{hh}`. Three 3N x N x k products per step.
+        """
+        if self.variant != "torch" or path != "full":
+            return super()._lyapunov_backward(state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs)
+        n = self.n_hidden
+        w = self.weight_hh
+        p = _mv(w, state) + self.bias_hh
+        ax = _affine(x, self.weight_ih, self.bias_ih)
+        p_col, ax_col, h_col = p[..., :, None], ax[..., :, None], state[..., :, None]
+        g_p, _, g_h = _torch_gates_vjp(p_col, ax_col, h_col, frame_cotangent, n)
+        probe_p = p_col + (1j * _COMPLEX_STEP) * (w @ frame)
+        probe_h = h_col + (1j * _COMPLEX_STEP) * frame
+        d_p, d_ax, d_h = _torch_gates_vjp(probe_p, ax_col, probe_h, frame_cotangent, n)
+        s_p, s_ax, s_h = _torch_gates_vjp(p_col, ax_col, h_col, state_cotangent[..., :, None], n)
+        grad_p = np.sum(d_p.imag, axis=-1) / _COMPLEX_STEP + s_p[..., 0]
+        grad_ax = np.sum(d_ax.imag, axis=-1) / _COMPLEX_STEP + s_ax[..., 0]
+        grad_h = np.sum(d_h.imag, axis=-1) / _COMPLEX_STEP + s_h[..., 0]
+        shape = _batch_shape(state, x, grad_p)
+        params = _affine_grads(grad_ax, x, grad_p, state, shape, self.batch_shape)
+        params["weight_hh"] = params["weight_hh"] + _sum_to_members(g_p @ np.swapaxes(frame, -1, -2), self.batch_shape)
+        frame_back = np.swapaxes(w, -1, -2) @ g_p + g_h
+        state_back = _vm(grad_p, w) + grad_h
+        x_back = _vm(grad_ax, self.weight_ih) if inputs else None
+        return frame_back, state_back, params, x_back
 
     def _frame_vjp(self, state, x, frame, cotangent, path, inputs=True):
         r"""As :meth:`Cell._frame_vjp`; the ``"direct"`` path's diag(keep) is not a sub-block

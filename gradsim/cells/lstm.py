@@ -17,8 +17,33 @@ from .base import (
     _mv,
     _sigmoid,
     _sigmoid_slope,
+    _sum_to_members,
     _vm,
+    _COMPLEX_STEP,
 )
+
+
+def _gates_vjp(a, c, v_h, v_c, n):
+    """The LSTM's elementwise part (h', c') = F(a, c) back-propagated, columns on the last axis.
+
+    a (..., 4 N, m) pre-activations, c (..., N, m) cell state, v_h and v_c (..., N, m) the
+    cotangents of h' and c' (None for zero) -> (grad_a (..., 4 N, m), grad_c (..., N, m)).
+    Complex-safe: the adjoint of the QR method evaluates it at complex points (complex step).
+    """
+    i = _sigmoid(a[..., :n, :])
+    f = _sigmoid(a[..., n : 2 * n, :])
+    g = np.tanh(a[..., 2 * n : 3 * n, :])
+    o = _sigmoid(a[..., 3 * n :, :])
+    tanh_c = np.tanh(f * c + i * g)
+    u_c = 0.0 if v_c is None else v_c
+    if v_h is not None:
+        u_c = u_c + v_h * o * (1.0 - tanh_c * tanh_c)
+    u_c = np.broadcast_to(u_c, np.broadcast_shapes(np.shape(u_c), f.shape))
+    grad_o = np.zeros_like(u_c) if v_h is None else v_h * tanh_c * _sigmoid_slope(o)
+    grad_a = np.concatenate(
+        [u_c * g * _sigmoid_slope(i), u_c * c * _sigmoid_slope(f), u_c * i * (1.0 - g * g), grad_o], axis=-2
+    )
+    return grad_a, u_c * f
 
 @dataclass(frozen=True, eq=False)
 class LSTM(Cell):
@@ -142,6 +167,54 @@ class LSTM(Cell):
         if path == "hidden":
             return grad_h
         return np.concatenate([grad_h, u_c * p["f"]], axis=-1)
+
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        r"""The fused backward step of :meth:`Cell._lyapunov_backward`.
+
+        The step is affine, :math:`a = W_{hh} h + b_{hh} + W_{ih} x + b_{ih}`, then elementwise,
+        :math:`(h', c') = F(a, c)`, so :math:`J Q = F_a W Q_h + F_c Q_c`. With :math:`G` the
+        elementwise VJP of F for the columns of :math:`\bar A` (and :math:`G_a` its part in a),
+        :math:`J^\top \bar A = (W^\top G_a, G_c)`; the second-order term differentiates that
+        elementwise VJP along :math:`(W q_{h,j}, q_{c,j})` by the complex step (elementwise, so
+        cheap: no complex matmul), and adds :math:`G_a Q_h^\top` to the gradient in
+        :math:`W_{hh}` (the Jacobian's own dependence on it). Three 4N x N x k products per step
+        (W Q_h, W^T G_a, G_a Q_h^T); the cell path needs none.
+        """
+        n = self.n_hidden
+        w = self.weight_hh
+        h, c = state[..., :n], state[..., n:]
+        a = _mv(w, h) + self.bias_hh + _affine(x, self.weight_ih, self.bias_ih)
+        if path == "full":
+            q_h, q_c = frame[..., :n, :], frame[..., n:, :]
+            v_h, v_c = frame_cotangent[..., :n, :], frame_cotangent[..., n:, :]
+        elif path == "cell":
+            q_h, q_c, v_h, v_c = None, frame, None, frame_cotangent
+        else:
+            q_h, q_c, v_h, v_c = frame, None, frame_cotangent, None
+        a_col, c_col = a[..., :, None], c[..., :, None]
+        g_a, g_c = _gates_vjp(a_col, c_col, v_h, v_c, n)
+        w_t = np.swapaxes(w, -1, -2)
+        # The second-order term: the gates' VJP differentiated along (W q_h, q_c).
+        a_probe = a_col if q_h is None else a_col + (1j * _COMPLEX_STEP) * (w @ q_h)
+        c_probe = c_col if q_c is None else c_col + (1j * _COMPLEX_STEP) * q_c
+        d_a, d_c = _gates_vjp(a_probe, c_probe, v_h, v_c, n)
+        second_a = np.sum(d_a.imag, axis=-1) / _COMPLEX_STEP
+        second_c = np.sum(d_c.imag, axis=-1) / _COMPLEX_STEP
+        s_a, s_c = _gates_vjp(a_col, c_col, state_cotangent[..., :n, None], state_cotangent[..., n:, None], n)
+        grad_a = second_a + s_a[..., 0]
+        shape = _batch_shape(state, x, grad_a)
+        params = _affine_grads(grad_a, x, grad_a, h, shape, self.batch_shape)
+        if q_h is not None:
+            params["weight_hh"] = params["weight_hh"] + _sum_to_members(g_a @ np.swapaxes(q_h, -1, -2), self.batch_shape)
+        state_back = np.concatenate([_vm(grad_a, w), second_c + s_c[..., 0]], axis=-1)
+        if path == "full":
+            frame_back = np.concatenate([w_t @ g_a, g_c], axis=-2)
+        elif path == "cell":
+            frame_back = g_c
+        else:
+            frame_back = w_t @ g_a
+        x_back = _vm(grad_a, self.weight_ih) if inputs else None
+        return frame_back, state_back, params, x_back
 
     def _path_coordinates(self, path):
         # The cell path's diag(f) is dc'/dc and the hidden path's block dh'/dh: principal

@@ -122,8 +122,8 @@ def lyapunov_vjp(
 
     Notes
     -----
-    Memory: the states, frames and triangular factors of every step, (T + 1)(S + P k + k^2)
-    floats per network, O(T k P). Cost per step: the forward QR, and backward one QR
+    Memory: the states, frames (before and after each QR) and triangular factors of every
+    step, about T (S + 2 P k + k^2) floats per network, O(T k P). Cost per step: the forward QR, and backward one QR
     adjoint (O(P k^2)), one VJP of k columns and the second-order term (k complex VJPs and
     parameter VJPs of the cell), about 4 times :func:`lyapunov_spectrum`'s per step for a
     dense cell (``python -m gradsim.bench.lyapunov_grad``).
@@ -171,6 +171,7 @@ def lyapunov_vjp(
     # -- forward: the trajectory, and a QR at every step ----------------------------------------
     states = np.empty((n_steps + 1,) + batch + (cell.state_size,))
     frames = np.empty((n_steps + 1,) + batch + (size, k))
+    pushed = np.empty((n_steps,) + batch + (size, k))  # J_t Q_{t-1}, before its QR
     triangles = np.empty((n_steps,) + batch + (k, k))
     states[0] = problem.state0
     frames[0] = start
@@ -179,7 +180,8 @@ def lyapunov_vjp(
         new, jac = cell._jacobian_operator(states[t], problem.input_at(t), path)
         _check_state(new, t + 1)
         states[t + 1] = new
-        q, r = np.linalg.qr(jac @ frames[t])
+        pushed[t] = jac @ frames[t]
+        q, r = np.linalg.qr(pushed[t])
         frames[t + 1], triangles[t] = q, r
         if t >= warmup:
             diag = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
@@ -215,15 +217,15 @@ def lyapunov_vjp(
         copyltu = np.tril(m) + np.swapaxes(np.where(lower, m, 0.0), -1, -2)
         rhs = frame_bar + q @ copyltu
         a_bar = _solve_right_transpose(rhs, r)  # rhs R^{-T}
-        # The frame's cotangent one step back: J^T a_bar, the columns as a leading batch.
-        columns = np.moveaxis(a_bar, -1, 0)
-        frame_bar = np.moveaxis(cell._vjp(s_prev, x_t, columns, path), 0, -1)
-        g_state, g_x, g_params = cell._frame_vjp(s_prev, x_t, q_prev, a_bar, path, inputs=want_inputs)
-        for name, value in cell._param_vjp(s_prev, x_t, state_bar).items():
-            grads[name] += value + g_params[name]
+        # One step back through the cell: the frame's cotangent J^T a_bar, the state's, and
+        # the parameters' and the input's gradients (Cell._lyapunov_backward).
+        frame_bar, state_bar, step_grads, x_grad = cell._lyapunov_backward(
+            s_prev, x_t, q_prev, pushed[t], a_bar, state_bar, path, want_inputs
+        )
+        for name, value in step_grads.items():
+            grads[name] += value
         if want_inputs:
-            grad_inputs[..., t, :] = cell._input_vjp(s_prev, x_t, state_bar) + g_x
-        state_bar = cell._vjp(s_prev, x_t, state_bar, "full") + g_state
+            grad_inputs[..., t, :] = x_grad
     if want_inputs and problem.inputs.shape[:-2] != batch:
         # Inputs shared by the ensemble (or the batch): their gradient sums over it.
         lead = len(batch) - (problem.inputs.ndim - 2)
