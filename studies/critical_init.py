@@ -162,13 +162,16 @@ def plot(frame):
         s = np.linspace(0.0, max(2.0, float(gains.input_std.max())), 60)
         ax.plot(s, [edge_gain(float(x))[0] for x in s], color="0.2", ls="--",
                 label=r"mean field $\chi_1 = 1$ ($N = \infty$)")
+        sizes = sorted(int(n) for n in gains.n_hidden.unique())
+        for j, n in enumerate(sizes):
+            ax.plot(s, [edge_gain(float(x), n)[0] for x in s], color=PALETTE[j % len(PALETTE)], ls=":",
+                    lw=1.0, label=f"finite-N mean field, N={n}")
         for i, ((weights, n), part) in enumerate(gains.groupby(["weights", "n_hidden"], sort=True)):
             part = part.sort_values("input_std")
-            color = PALETTE[i % len(PALETTE)]
-            ax.plot(s, [edge_gain(float(x), int(n))[0] for x in s], color=color, ls=":", lw=1.0,
-                    label=f"finite-N mean field, N={int(n)}")
-            ax.errorbar(part.input_std, part.value, yerr=part.value_stderr, color=color, marker="os"[i % 2],
-                        ms=4, ls="none", capsize=2,
+            color = PALETTE[sizes.index(int(n)) % len(PALETTE)]
+            ax.errorbar(part.input_std, part.value, yerr=part.value_stderr, color=color,
+                        marker="o" if weights == "tied" else "D", mfc=color if weights == "tied" else "none",
+                        ms=4 if weights == "tied" else 6, ls="none", capsize=2,
                         label=f"critical_init, tanh RNN N={int(n)}, {weights}, B={int(part.ensemble.iloc[0])}")
         ax.set_xlabel("input std per unit $\\sigma_{in}$")
         ax.set_ylabel("critical gain $g$ ($\\lambda_1 = 0$; W entries N(0, $g^2/N$))")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.special import expit, logit
+from scipy.special import logit
 
 from .._validate import as_rng, choice, describe, finite_number, positive_int, positive_number
 from ..cells import make_cell
@@ -358,18 +358,21 @@ def critical_init(
 
     Method. (1) Start: the theory's value where one exists (see :attr:`CriticalInit.mean_field`;
     for the tanh RNN the finite-N mean-field root :attr:`CriticalInit.mean_field_finite_n`),
-    else 1 (gain) or 0 (biases). (2) Bracket: steps of growing size (doubling, up to a factor 1.5
-    in g or 2 in a bias; in log g for the gain) away from the start in the direction that moves the exponent towards the target, the
-    exponent being taken to increase with the gain, the forget bias and the PyTorch update bias
-    (to decrease with the update bias of ``variant="chung"``), until the sign of
-    :math:`\bar\lambda_1 - \text{target}` changes; beyond ``bounds`` a ValueError names the range
-    tried and the exponents found at its ends. (3) Refine: false position with the Illinois
-    modification, until the exponent at the newest point is within a quarter of its standard
-    error of the target (1e-12 if that is 0), the bracket is narrower than ``xtol`` (in the
-    search coordinate), or ``max_evaluations`` runs were made. (4) Estimate: a straight line
-    fitted (weighted by 1/s.e.^2) to the evaluations inside the last bracket gives the slope m
-    and the root; the exponent is measured there once more, and the value's standard error is
-    the delta method :math:`\sqrt{s_\lambda^2 + (\bar\lambda_1 - \text{target})^2}/|m|`.
+    else 1 (gain) or 0 (biases). (2) Bracket: steps away from the start in the direction that
+    moves the exponent towards the target, doubling up to a factor 1.5 in g (the gain is searched
+    in log g) or 2 in a bias, the exponent being taken to increase with the gain, the forget bias
+    and the PyTorch update bias (to decrease with the update bias of ``variant="chung"``), until
+    the sign of :math:`\bar\lambda_1 - \text{target}` changes; if it has not changed at the end
+    of ``bounds``, a ValueError names the range tried and the exponents found. (3) Refine: false
+    position with the Illinois modification, until a point's exponent is within a quarter of its
+    standard error of the target (1e-12 if that is 0), the bracket's ends differ by less than
+    twice their combined standard error (noise only), the bracket is narrower than ``xtol`` (in
+    the search coordinate) or ``max_evaluations`` runs were made. (4) Estimate: the value is that
+    point, or else the false-position point of the last bracket, where the exponent is measured
+    once more; the slope m is that of a straight line fitted (weights 1/s.e.^2) to the
+    evaluations inside the last bracket whose ends differed by more than the noise (a secant over
+    a narrower one would be the noise's slope); the value's standard error is the delta method
+    :math:`\sqrt{s_\lambda^2 + (\bar\lambda_1 - \text{target})^2}/|m|`.
 
     Every evaluation uses common random numbers (the same weight draws, scaled or shifted by the
     parameter, the same inputs, initial states ~ U(-1, 1) and QR frame), so
@@ -377,6 +380,13 @@ def critical_init(
     deterministic function; the standard error is that of the ensemble mean over members
     (network-to-network spread plus each member's finite-time noise): how far another draw of
     B networks would move the value.
+
+    Tied tanh RNNs without input are the exception to mean field at moderate N: above g = 1
+    they settle on fixed points, periodic or quasi-periodic orbits with lambda_1 <= 0
+    (studies/edge_of_chaos.py), so their edge lies well above the finite-N mean-field root
+    (measured: 1.35 +- 0.15 at N = 64 and 1.250 +- 0.011 at N = 256, B = 16, T = 1000, against
+    1.137 and 1.060). With input noise, or with ``weights="untied"``, the measured edge agrees
+    with it (tests/test_critical_init.py, studies/critical_init.py).
 
     Parameters
     ----------
