@@ -205,7 +205,8 @@ def lyapunov_vjp(
     grad_inputs = np.zeros(batch + (n_steps, cell.n_input)) if want_inputs else None
     frame_bar = np.zeros(batch + (size, k))
     state_bar = np.zeros(batch + (cell.state_size,))
-    lower = np.tril(np.ones((k, k)), -1).astype(bool)
+    on_and_below = np.tril(np.ones((k, k)))
+    below = np.tril(np.ones((k, k)), -1)
     for t in range(n_steps - 1, -1, -1):
         q, r, q_prev, s_prev = frames[t + 1], triangles[t], frames[t], states[t]
         x_t = problem.input_at(t)
@@ -214,7 +215,7 @@ def lyapunov_vjp(
             # R R_bar^T with R_bar = diag(w / R_ii): column i of R scaled by w_i / R_ii.
             diag = np.diagonal(r, axis1=-2, axis2=-1)
             m = m + r * (weights / diag)[..., None, :]
-        copyltu = np.tril(m) + np.swapaxes(np.where(lower, m, 0.0), -1, -2)
+        copyltu = m * on_and_below + np.swapaxes(m * below, -1, -2)
         rhs = frame_bar + q @ copyltu
         a_bar = _solve_right_transpose(rhs, r)  # rhs R^{-T}
         # One step back through the cell: the frame's cotangent J^T a_bar, the state's, and
@@ -243,9 +244,9 @@ def lyapunov_vjp(
 def _solve_right_transpose(rhs, r):
     """rhs @ inv(r).T for upper-triangular r (..., k, k) and rhs (..., P, k): r X^T = rhs^T."""
     if r.ndim == 2:
-        return solve_triangular(r, rhs.T, lower=False).T
+        return solve_triangular(r, rhs.T, lower=False, check_finite=False).T
     out = np.empty(np.broadcast_shapes(rhs.shape[:-2], r.shape[:-2]) + rhs.shape[-2:])
     rhs = np.broadcast_to(rhs, out.shape)
     for member in np.ndindex(*out.shape[:-2]):
-        out[member] = solve_triangular(r[member], rhs[member].T, lower=False).T
+        out[member] = solve_triangular(r[member], rhs[member].T, lower=False, check_finite=False).T
     return out
