@@ -303,13 +303,18 @@ def test_fused_rnn_backward_equals_the_generic_one(activation, residual):
 @pytest.mark.parametrize("kind,path,variant", [
     ("lstm", "full", "torch"), ("lstm", "cell", "torch"), ("lstm", "hidden", "torch"),
     ("gru", "full", "torch"), ("gru", "full", "reset_before"), ("gru", "direct", "torch"),
+    ("rate", "full", "euler"), ("rate", "full", "rk4"),
 ])
 def test_fused_gated_backward_equals_the_generic_one(kind, path, variant):
     # The LSTM's and the PyTorch GRU's fused _lyapunov_backward (complex step on the gates only)
+    # and the Euler rate network's (analytic)
     # against the base class's (complex step through the cell's own VJPs), batch and ensemble.
     rng = np.random.default_rng(17)
     for ensemble in (None, 3):
-        cell = gs.make_cell(kind, 4, n_input=2, variant=variant, ensemble=ensemble, rng=rng, bias_std=0.5)
+        if kind == "rate":
+            cell = gs.make_cell(kind, 4, n_input=2, integrator=variant, dt=0.3, gain=2.0, ensemble=ensemble, rng=rng, bias_std=0.5)
+        else:
+            cell = gs.make_cell(kind, 4, n_input=2, variant=variant, ensemble=ensemble, rng=rng, bias_std=0.5)
         batch = (5, 3) if ensemble else (5,)
         size = cell.path_size(path)
         state, x = rng.standard_normal(batch + (cell.state_size,)), rng.standard_normal(batch + (2,))
@@ -322,3 +327,11 @@ def test_fused_gated_backward_equals_the_generic_one(kind, path, variant):
             np.testing.assert_allclose(mine, theirs, rtol=1e-11, atol=1e-12)
         for name in cell.parameters():
             np.testing.assert_allclose(fused[2][name], generic[2][name], rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.3])
+def test_euler_rate_network_against_finite_differences(dt):
+    # The map (dt = 1, Engelken's x' = W phi(x) + V u) and the leaky map take the fused step.
+    rng = np.random.default_rng(23)
+    cell = gs.make_cell("rate", 5, n_input=2, integrator="euler", dt=dt, gain=2.0, rng=rng, bias_std=0.3)
+    _check(cell, rng.standard_normal((25, 2)), 3, "full", 3, rng, 0.3 * rng.standard_normal(5))

@@ -34,9 +34,10 @@ from .base import (
     _members,
     _mv,
     _outer_sum,
+    _sum_to_members,
     _vm,
 )
-from .classic import RNN, _ScaledRows
+from .classic import _CURVATURE_RATIOS, RNN, _ScaledRows
 
 __all__ = ["LeakyRNN", "RateRNN", "RATE_INTEGRATORS"]
 
@@ -413,6 +414,35 @@ class RateRNN(Cell):
             "bias_hh": _batch_sum(drive, shape, self.batch_shape),
             "bias_ih": _batch_sum(drive, shape, self.batch_shape),
         }
+
+    def _lyapunov_backward(self, state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs):
+        r"""The fused backward step of :meth:`Cell._lyapunov_backward` for Euler (RK4 takes the
+        generic one).
+
+        :math:`J = (1 - dt) I + dt\, W \operatorname{diag}(\phi'(x))` does not depend on the
+        input or the bias: with :math:`V = W^\top \bar A`, :math:`J^\top \bar A = (1 - dt)
+        \bar A + dt\, \phi' \odot V`, and :math:`\operatorname{tr}(\bar A^\top J Q)` has
+        gradient :math:`dt\, \phi''(x_l) \sum_j V_{lj} Q_{lj}` in the state and
+        :math:`dt\, \bar A (\phi' \odot Q)^\top` in W. Two N x N x k products per step.
+        """
+        if self.integrator != "euler":
+            return super()._lyapunov_backward(state, x, frame, pushed, frame_cotangent, state_cotangent, path, inputs)
+        phi, dphi = ACTIVATIONS[self.activation]
+        h = self.dt
+        w = self.weight_hh
+        rate = phi(state)
+        slope = dphi(state, rate)
+        v = np.swapaxes(w, -1, -2) @ frame_cotangent
+        frame_back = (1.0 - h) * frame_cotangent + h * slope[..., :, None] * v
+        second = h * _CURVATURE_RATIOS[self.activation](rate) * slope * np.sum(v * frame, axis=-1)
+        params = self._param_vjp(state, x, state_cotangent)
+        scaled = slope[..., :, None] * frame
+        params["weight_hh"] = params["weight_hh"] + h * _sum_to_members(
+            frame_cotangent @ np.swapaxes(scaled, -1, -2), self.batch_shape
+        )
+        state_back = self._vjp(state, x, state_cotangent, "full") + second
+        x_back = _vm(h * state_cotangent, self.weight_ih) if inputs else None
+        return frame_back, state_back, params, x_back
 
     def _param_jvp(self, state, x, tangent):
         r"""The step's derivative along a parameter tangent (dW, dW_in, db), the state held fixed.
