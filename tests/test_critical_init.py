@@ -92,6 +92,18 @@ def test_edge_with_input_matches_chi1_one(sigma_in):
     assert found.bracket[0] <= found.value <= found.bracket[1]
 
 
+def test_rate_map_has_the_tanh_rnn_edge():
+    # x' = W tanh(x) + u is the pre-activation form of h' = tanh(W h + u) (a = W h + u): the same
+    # mean-field edge, and critical_init gives it the same theory.
+    n = 64
+    found = critical_init("rate", n, input_std=1.0, ensemble=16, steps=1000, warmup=200, rng=1)
+    _, g_n, r = edges(1.0, n)
+    assert found.mean_field_finite_n == pytest.approx(g_n, rel=1e-9)
+    assert abs(found.value - g_n) <= Z * found.stderr + r**2 / abs(found.slope)
+    flow = critical_init("rate", 8, input_std=1.0, dt=0.5, ensemble=2, steps=100, warmup=10, rng=1)
+    assert flow.mean_field is None  # the Euler step at dt < 1 is not the map
+
+
 def test_target_below_zero_moves_the_gain_down():
     n = 64
     at_zero = critical_init("rnn", n, input_std=1.0, ensemble=8, steps=600, warmup=100, rng=2)
@@ -228,6 +240,12 @@ def test_unknown_parameter_lists_the_valid_ones():
 def test_non_finite_target(target):
     with pytest.raises(ValueError, match=r"`target` must be a finite number; got"):
         critical_init("rnn", 8, target=target)
+
+
+def test_collapsed_product_is_an_error():
+    # IRNN (ReLU, W = g I): with input noise every unit is inactive at some step, P_T = 0.
+    with pytest.raises(ValueError, match=r"`bounds` must keep the largest exponent finite; at gain=1.0 it is -inf"):
+        critical_init("irnn", 8, input_std=0.5, ensemble=2, steps=300, warmup=10, rng=0)
 
 
 def test_unreachable_target_names_the_range_tried():

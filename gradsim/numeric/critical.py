@@ -71,15 +71,15 @@ class CriticalInit:
     target : float
         The exponent aimed at (``-1/horizon`` when a horizon was given).
     mean_field : float or None
-        The theory's value (None where no theory applies): for the RNN kinds ``"rnn"`` with
-        Gaussian weights, the mean-field gain with :math:`\tfrac12\log\chi_1 = \text{target}`
+        The theory's value (None where no theory applies): for ``"rnn"`` and the rate map
+        (``"rate"`` with dt = 1, Euler, no zero diagonal) with Gaussian weights, the mean-field gain with :math:`\tfrac12\log\chi_1 = \text{target}`
         at large N (THEORY.md section 5, :func:`gradsim.theory.mean_field_chi1` with
         ``sigma_in = input_std``, ``sigma_b = bias_std``); for the LSTM forget bias and the GRU
         update bias with zero weights (``gain=0``), the zero-weight value with
         :math:`E\log\sigma(b + \text{input}) = \text{target}` (THEORY.md sections 7 and 8;
         :math:`\log\sigma(b) = \text{target}` without input).
     mean_field_finite_n : float or None
-        ``"rnn"`` only: the root of the finite-N mean-field exponent
+        ``"rnn"`` and the rate map only: the root of the finite-N mean-field exponent
         :math:`\tfrac12\log\chi_1 - (3\mu_2/\chi_1^2 - 1)/(4N)` (the Jensen gap of
         :math:`\log\|J v\|`, the library claim ``theory.mean-field-lyapunov``), the start of the
         search; its distance from :attr:`mean_field` is the finite-N shift of the edge.
@@ -178,7 +178,12 @@ def _mean_field_gain(target, activation, sigma_b, sigma_in, n, bounds):
 
 def _theory_start(kind, parameter, target, input_std, n, options, bounds):
     """(mean_field, mean_field_finite_n, theory description) for this setting."""
-    if parameter == "gain" and kind == "rnn" and options.get("init", "gaussian") == "gaussian":
+    # The tanh RNN h' = phi(W h + x) and the rate map x' = W phi(x) + u (dt = 1, Euler) are the
+    # mean-field form a' = W phi(a) + input (the RNN's pre-activations a = W h + x obey it).
+    rate_map = kind == "rate" and options.get("dt") in (None, 1.0) and options.get("integrator") in (
+        None, "euler") and not options.get("zero_diagonal", False)
+    if (parameter == "gain" and (kind == "rnn" or rate_map)
+            and options.get("init", "gaussian") == "gaussian"):
         activation = options.get("activation", "tanh")
         if activation not in _theory.ACTIVATION_NAMES:
             return None, None, "none"
@@ -265,9 +270,10 @@ class _Measure:
                                      path=self.path, rng=self.frame_seed)
         tops = spec.exponents[:, 0]
         if not np.all(np.isfinite(tops)):
-            raise FloatingPointError(
-                f"the largest exponent is not finite at {self.parameter}={value!r} "
-                f"(a Jacobian product collapsed to zero); narrow `bounds`."
+            raise ValueError(
+                f"`bounds` must keep the largest exponent finite; at {self.parameter}={value!r} it is "
+                f"{float(np.min(tops))!r} (the Jacobian product collapsed to zero, e.g. ReLU units all "
+                f"inactive)."
             )
         mean = float(np.mean(tops))
         if self.ensemble > 1:
