@@ -42,6 +42,9 @@ _FIRST_STEP = {"gain": 0.1, "forget_bias": 0.5, "update_bias": 0.5}  # in the se
 # RNN, whose exponent falls again at large gains as its units saturate).
 _MAX_STEP = {"gain": math.log(1.5), "forget_bias": 2.0, "update_bias": 2.0}
 _WEIGHTS = ("tied", "untied")
+# A bracket's ends must differ by this many combined standard errors for the slope to be read
+# over it (relative error of the slope <= 1/10).
+_SLOPE_RESOLUTION = 10.0
 # make_cell options critical_init sets itself.
 _RESERVED = ("n_input", "input_gain", "ensemble", "rng")
 
@@ -376,8 +379,9 @@ def critical_init(
     the search coordinate) or ``max_evaluations`` runs were made. (4) Estimate: the value is that
     point, or else the false-position point of the last bracket, where the exponent is measured
     once more; the slope m is that of a straight line fitted (weights 1/s.e.^2) to the
-    evaluations inside the last bracket whose ends differed by more than the noise (a secant over
-    a narrower one would be the noise's slope); the value's standard error is the delta method
+    evaluations inside the last bracket whose ends differed by more than 10 combined standard
+    errors (the first bracket if none did; a secant over a bracket barely wider than the noise
+    would be the noise's slope); the value's standard error is the delta method
     :math:`\sqrt{s_\lambda^2 + (\bar\lambda_1 - \text{target})^2}/|m|`.
 
     Every evaluation uses common random numbers (the same weight draws, scaled or shifted by the
@@ -541,18 +545,19 @@ def critical_init(
             step = min(2.0 * step, _MAX_STEP[parameter])
 
     # (3) refine (Illinois false position)
-    def resolved(a, b):
-        return abs(b[1] - a[1]) > 2.0 * math.hypot(a[2], b[2])
+    def resolved(a, b, factor=2.0):
+        return abs(b[1] - a[1]) > factor * math.hypot(a[2], b[2])
 
-    # The last bracket whose ends differ by more than twice their combined standard error: the
-    # slope of the delta method is read over it (the first bracket if none is).
+    # The last bracket whose ends differ by more than ten times their combined standard error
+    # (the slope read over it is then good to ~10%): the slope of the delta method is read over
+    # it (the first bracket if none is).
     slope_bracket = (a[0], b[0]) if slope_points is None else (slope_points[0][0], slope_points[1][0])
     side, found = 0, None
     while a[0] != b[0]:
         (ua, fa, sa), (ub, fb, sb) = a, b
-        if resolved(a, b):
+        if resolved(a, b, _SLOPE_RESOLUTION):
             slope_bracket = (ua, ub)
-        elif len(points) > 2:
+        if not resolved(a, b) and len(points) > 2:
             break  # the bracket's ends differ by noise only
         if b[0] - a[0] <= xtol or len(measure.evaluations) >= max_evaluations:
             break  # narrow enough, or out of budget
