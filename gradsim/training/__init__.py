@@ -26,10 +26,12 @@ from .backprop import (
     Adam,
     train_model,
     TrainRecord,
+    Flossing,
     evaluate,
     CELL_PARAMS,
     READOUT_PARAMS,
 )
+from .floss import floss, FlossResult
 
 __all__ = [
     "Task",
@@ -54,6 +56,9 @@ __all__ = [
     "Adam",
     "train_model",
     "TrainRecord",
+    "Flossing",
+    "floss",
+    "FlossResult",
     "evaluate",
     "CELL_PARAMS",
     "READOUT_PARAMS",

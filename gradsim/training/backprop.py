@@ -75,6 +75,7 @@ __all__ = [
     "Adam",
     "train_model",
     "TrainRecord",
+    "Flossing",
     "evaluate",
     "CELL_PARAMS",
     "READOUT_PARAMS",
@@ -1199,6 +1200,15 @@ class TrainRecord:
         The update at which that happened.
     model : Model
         The last model whose parameters were all finite.
+    floss_updates : ndarray of int, shape (F,)
+        With ``floss=Flossing(...)``: for each of the F flossing updates performed, the
+        training update before which it ran (0 for the flossing before training, E, 2E, ...
+        for the episodes); empty without flossing.
+    floss_exponents : ndarray, shape (F, k)
+        The top k exponents measured on each flossing update's window, before its step
+        (:func:`gradsim.training.floss.floss`'s rows).
+    floss_losses : ndarray, shape (F,)
+        Their flossing loss, mean over i of (lambda_i - target)^2.
 
     Notes
     -----
@@ -1207,7 +1217,8 @@ class TrainRecord:
     longest-running member, NaN after a member stopped; ``hidden_grad_norms`` and
     ``state_grad_norms`` (*E, K, L + 1), NaN where a member had stopped; ``diverged`` a bool
     array of shape E and ``diverged_at`` an int array (-1 for a member that did not diverge);
-    ``model`` the ensemble of each member's last finite parameters. ``record[i]`` is member
+    ``model`` the ensemble of each member's last finite parameters; ``floss_exponents`` (*E,
+    F, k) and ``floss_losses`` (*E, F), NaN where a member had stopped. ``record[i]`` is member
     i's own record, of the shapes and values (to rounding) of training it alone.
     """
 
@@ -1220,6 +1231,16 @@ class TrainRecord:
     diverged: bool
     diverged_at: int | None
     model: Model
+    floss_updates: np.ndarray = None
+    floss_exponents: np.ndarray = None
+    floss_losses: np.ndarray = None
+
+    def __post_init__(self):
+        if self.floss_updates is None:  # a record built without flossing
+            batch = self.model.batch_shape
+            object.__setattr__(self, "floss_updates", np.zeros(0, dtype=np.int64))
+            object.__setattr__(self, "floss_exponents", np.zeros(batch + (0, 0)))
+            object.__setattr__(self, "floss_losses", np.zeros(batch + (0,)))
 
     @property
     def batch_shape(self) -> tuple:
@@ -1250,6 +1271,9 @@ class TrainRecord:
         ]
         if np.ndim(where) == 0:
             diverged, diverged_at = bool(diverged), (int(diverged_at) if diverged else None)
+        f = len(self.floss_updates)
+        floss_exponents = self.floss_exponents.reshape((m, f) + self.floss_exponents.shape[-1:])[where]
+        floss_losses = self.floss_losses.reshape((m, f))[where]
         return TrainRecord(
             losses=parts[0][..., :used],
             grad_norm_before=parts[1][..., :used],
@@ -1260,6 +1284,212 @@ class TrainRecord:
             diverged=diverged,
             diverged_at=diverged_at,
             model=model,
+            floss_updates=self.floss_updates,
+            floss_exponents=floss_exponents,
+            floss_losses=floss_losses,
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# gradient flossing during training (Engelken 2023; the loop itself is gradsim.training.floss)
+@dataclass(frozen=True)
+class Flossing:
+    r"""The flossing option of :func:`train_model`: what to floss and when.
+
+    A flossing update is one Adam step on the flossing loss alone,
+    :math:`\frac{1}{k}\sum_{i \le k} (\lambda_i - \lambda^*)^2` over the top k finite-time
+    exponents of a window of the task's inputs, the gradient exact by
+    :func:`gradsim.lyapunov_vjp` (the loop of :func:`gradsim.training.floss.floss`). The
+    schedule is the paper's (and its code's, ``GradientFlossing_ExampleCode.jl``):
+    ``before`` flossing updates before the first training update (pre-flossing), then,
+    before training updates E, 2E, ... (``every=E``), an episode of ``updates`` flossing
+    updates (inter-flossing), at most ``episodes`` of them. One Adam state serves every
+    flossing update of a run (as the code's one ``optFlossing``), separate from the training
+    optimiser, whose moments flossing does not touch.
+
+    Parameters
+    ----------
+    k : int
+        Number of leading exponents flossed, 1 <= k <= the path size.
+    target : float
+        :math:`\lambda^*` per step (0: neither exploding nor vanishing).
+    before : int
+        Flossing updates before training (>= 0).
+    every : int, optional
+        E >= 1: an episode before every E-th training update (update indices E, 2E, ... <
+        n_updates). None: no episodes during training.
+    updates : int
+        Flossing updates per episode (>= 1).
+    episodes : int, optional
+        At most this many episodes (None: no limit).
+    steps : int, optional
+        Length T of each flossing window (default: the task's sequence length). Each flossing
+        update draws a fresh window: task input sequences drawn by ``task.sample(1, .)``
+        from the flossing generator, concatenated in time until T steps and cut at T.
+    learning_rate : float
+        The flossing Adam's step size (> 0).
+    warmup : int, optional
+        Steps of each window before the exponents' average starts (default ``steps // 10``,
+        the code's ``nStepTransientONS``).
+    path : str
+        Jacobian path of the flossed exponents.
+    parameters : collection of str, optional
+        Cell parameters flossed (None: all; the paper's code flosses the recurrent weights,
+        input weights and bias). The readout never changes the exponents and is not
+        flossed.
+    clip_norm : float, optional
+        Global-norm clipping of each flossing gradient (per member for an ensemble); None:
+        none (the code clips the training gradient only: use ``train_model(clip_norm=)``).
+    rng : seed or Generator
+        The flossing windows' generator (seed 0 by default), separate from ``train_model``'s
+        ``rng``, so the training mini-batches are the same with and without flossing. With
+        ``batches="per_member"``, member i draws its windows from the i-th child
+        ``as_rng(rng).spawn(B)[i]``, and so equals its lone run with ``Flossing(rng=child)``;
+        with ``"shared"`` every member floss on the same windows. A Generator is consumed
+        (a second run with the same object draws other windows).
+
+    Notes
+    -----
+    There is no weight on the flossing loss: flossing updates use the flossing loss alone
+    and Adam, whose steps do not depend on the loss's scale, so a weight would change only
+    Adam's epsilon and the clipping threshold (scale ``clip_norm`` instead).
+    """
+
+    k: int
+    target: float = 0.0
+    before: int = 0
+    every: int | None = None
+    updates: int = 1
+    episodes: int | None = None
+    steps: int | None = None
+    learning_rate: float = 1e-3
+    warmup: int | None = None
+    path: str = "full"
+    parameters: tuple | None = None
+    clip_norm: float | None = None
+    rng: object = 0
+
+    def __post_init__(self):
+        from .._validate import finite_number
+
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
+            raise ValueError(f"`k` must be a positive integer (exponents flossed); got {describe(self.k)}.")
+        object.__setattr__(self, "target", finite_number(self.target, "target"))
+        object.__setattr__(self, "before", positive_int(self.before, "before", minimum=0))
+        if self.every is not None:
+            object.__setattr__(self, "every", positive_int(self.every, "every"))
+        object.__setattr__(self, "updates", positive_int(self.updates, "updates"))
+        if self.episodes is not None:
+            object.__setattr__(self, "episodes", positive_int(self.episodes, "episodes", minimum=0))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", positive_int(self.steps, "steps", minimum=2))
+        object.__setattr__(self, "learning_rate", positive_number(self.learning_rate, "learning_rate"))
+        if self.warmup is not None:
+            object.__setattr__(self, "warmup", positive_int(self.warmup, "warmup", minimum=0))
+        if not isinstance(self.path, str):
+            raise TypeError(f"`path` must be a Jacobian path name (str); got {describe(self.path)}.")
+        if self.parameters is not None:
+            names = (self.parameters,) if isinstance(self.parameters, str) else self.parameters
+            try:
+                object.__setattr__(self, "parameters", tuple(names))
+            except TypeError:
+                raise TypeError(
+                    f"`parameters` must be None or a collection of parameter names; got {describe(names)}."
+                ) from None
+        if self.clip_norm is not None:
+            object.__setattr__(self, "clip_norm", positive_number(self.clip_norm, "clip_norm"))
+        as_rng(self.rng)  # validates; the generator is made per run
+        if self.before == 0 and (self.every is None or self.episodes == 0):
+            raise ValueError(
+                "`Flossing` must floss: give `before` >= 1 or `every` (with `episodes` != 0); got "
+                f"before={self.before}, every={self.every}, episodes={self.episodes}."
+            )
+
+
+class _FlossRun:
+    """The flossing of one :func:`train_model` run: the schedule, the windows, one Adam state
+    and the records."""
+
+    def __init__(self, flossing, model, task, batches):
+        from .floss import _check_k, _check_parameters
+
+        if not isinstance(flossing, Flossing):
+            raise TypeError(f"`floss` must be a gradsim.training.Flossing or None; got {describe(flossing)}.")
+        cell = model.cell
+        self.spec = flossing
+        self.k = _check_k(cell, flossing.k, flossing.path)
+        try:
+            self.names = _check_parameters(cell, flossing.parameters)
+        except (TypeError, ValueError) as error:
+            raise type(error)(str(error).replace("`parameters`", "`floss.parameters`", 1)) from None
+        self.steps = flossing.steps if flossing.steps is not None else task.length
+        self.warmup = flossing.warmup if flossing.warmup is not None else self.steps // 10
+        if self.warmup >= self.steps:
+            raise ValueError(
+                f"`floss.warmup` must be smaller than the window's steps ({self.steps}); got {self.warmup}."
+            )
+        self.task = task
+        gen = as_rng(flossing.rng)
+        batch = model.batch_shape
+        self.streams = _member_rngs(gen, batch).reshape(-1) if batch and batches == "per_member" else [gen]
+        self.optimizer = Adam(lr=flossing.learning_rate)
+        self.state = self.optimizer.init({n: v for n, v in cell.parameters().items() if n in self.names})
+        self.done_episodes = 0
+        self.at, self.exponents = [], []
+
+    def due(self, update) -> bool:
+        spec = self.spec
+        if update == 0:
+            return spec.before > 0
+        return (
+            spec.every is not None and update % spec.every == 0
+            and (spec.episodes is None or self.done_episodes < spec.episodes)
+        )
+
+    def _window(self):
+        draws = [self._one(stream) for stream in self.streams]
+        return draws[0] if len(draws) == 1 else np.stack(draws)
+
+    def _one(self, gen):
+        parts, have = [], 0
+        while have < self.steps:
+            x = self.task.sample(1, gen)[0][0]
+            parts.append(x)
+            have += x.shape[0]
+        return np.concatenate(parts)[: self.steps]
+
+    def episode(self, cell, update, active=None) -> dict:
+        """Floss ``cell`` (a flat ensemble's with ``active`` members) before training update
+        ``update``; returns the new cell parameters (flossed ones only)."""
+        from .floss import _floss_updates
+
+        spec = self.spec
+        n = spec.before if update == 0 else spec.updates
+        if update > 0:
+            self.done_episodes += 1
+        cell, self.state, exponents, _, _ = _floss_updates(
+            cell, self._window, self.k, spec.target, n, self.optimizer, self.state, self.names,
+            spec.clip_norm, self.warmup, spec.path, None,
+        )
+        for lam in exponents:
+            if active is not None:
+                lam = np.where(active[:, None], lam, math.nan)
+            self.exponents.append(lam)
+        self.at.extend([update] * n)
+        return {name: value for name, value in cell.parameters().items() if name in self.names}
+
+    def record(self, batch) -> dict:
+        f, k = len(self.at), self.k
+        if batch:
+            m = int(np.prod(batch, dtype=int))
+            lam = np.stack(self.exponents, axis=1) if f else np.empty((m, 0, k))
+            lam = lam.reshape(tuple(batch) + (f, k))
+        else:
+            lam = np.array(self.exponents).reshape(f, k)
+        return dict(
+            floss_updates=np.array(self.at, dtype=np.int64),
+            floss_exponents=lam,
+            floss_losses=np.mean((lam - self.spec.target) ** 2, axis=-1),
         )
 
 
@@ -1291,6 +1521,7 @@ def train_model(
     record_steps_at=(),
     rng=None,
     batches="shared",
+    floss=None,
 ) -> TrainRecord:
     r"""Train ``model`` on ``task`` by BPTT on fresh mini-batches.
 
@@ -1329,6 +1560,11 @@ def train_model(
         ``"per_member"``: member i draws its own from the i-th child ``rng.spawn(B)[i]`` (the
         seeding rule of :func:`init_model`), so that its run equals the single run with
         ``rng=`` that child. One network draws from ``rng`` either way.
+    floss : Flossing, optional
+        Gradient flossing (Engelken 2023): flossing-only updates before training and flossing
+        episodes every E training updates (see :class:`Flossing`); the exponents of every
+        flossing update are recorded (``record.floss_exponents``). The mini-batches are the
+        same with and without flossing (the flossing windows have their own generator).
 
     Returns
     -------
@@ -1355,10 +1591,11 @@ def train_model(
             )
         record_at.add(int(u))
     rng = as_rng(rng)
+    flossing = _FlossRun(floss, model, task, batches) if floss is not None else None
     if model.batch_shape:
         return _train_members(
             model, task, n_updates, batch_size, optimizer, clip_norm, clip_value, record_at, rng,
-            batches,
+            batches, flossing,
         )
 
     losses, before, after = [], [], []
@@ -1368,6 +1605,9 @@ def train_model(
     state = optimizer.init(params)
     with np.errstate(all="ignore"):  # overflow is detected below and recorded as divergence
         for update in range(n_updates):
+            if flossing is not None and flossing.due(update):
+                model = model.with_params(flossing.episode(model.cell, update))
+                params = {k: np.array(v) for k, v in model.params.items()}
             inputs, targets = task.sample(batch_size, rng)
             result = _bptt(model, inputs, targets, task.readout, task.loss)
             losses.append(result.loss)
@@ -1408,6 +1648,7 @@ def train_model(
         diverged=diverged_at is not None,
         diverged_at=diverged_at,
         model=model,
+        **(flossing.record(()) if flossing is not None else {}),
     )
 
 
@@ -1422,7 +1663,7 @@ def _keep(new, old, active):
 
 
 def _train_members(model, task, n_updates, batch_size, optimizer, clip_norm, clip_value, record_at, rng,
-                   batches):
+                   batches, flossing=None):
     """:func:`train_model` for an ensemble: the single-network loop, member by member."""
     batch = model.batch_shape
     flat = _flat(model)
@@ -1440,6 +1681,10 @@ def _train_members(model, task, n_updates, batch_size, optimizer, clip_norm, cli
     performed = 0
     with np.errstate(all="ignore"):  # overflow is detected below and recorded as divergence
         for update in range(n_updates):
+            if flossing is not None and flossing.due(update):
+                flossed = flossing.episode(flat.cell, update, active)
+                params = _keep({**params, **flossed}, params, active)
+                flat = flat.with_params(params)
             if streams is None:
                 inputs, targets = task.sample(batch_size, rng)
                 x_tm = _to_members(inputs, (), (m,), _INPUT_ORDER)
@@ -1500,4 +1745,5 @@ def _train_members(model, task, n_updates, batch_size, optimizer, clip_norm, cli
         diverged=diverged.reshape(batch),
         diverged_at=diverged_at.reshape(batch),
         model=_unflat(flat, batch),
+        **(flossing.record(batch) if flossing is not None else {}),
     )
