@@ -144,7 +144,9 @@ def floss(
     cell : Cell
         Any tied cell, or an ensemble (``cell.batch_shape == E``): each member is flossed on
         its own loss (Adam acts entry by entry, the clipping per member), so member i of the
-        result equals flossing ``cell[i]`` alone with the same windows, to rounding.
+        result equals flossing ``cell[i]`` alone with the same windows, to rounding (with
+        ``rng``: when the inputs are (T, I), shared, and ``rng`` the same seed; per-member
+        inputs (*E, T, I) are drawn as one array of that shape).
     inputs : int or array, shape (T, I) or (..., T, I)
         The window: an int T (T steps of zero input) or an array as
         :func:`gradsim.lyapunov_spectrum` takes it (for an ensemble, (T, I) shared by the
