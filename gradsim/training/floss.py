@@ -210,7 +210,8 @@ def floss(
     ------
     FloatingPointError
         When the forward dynamics overflow or a frame column is annihilated (from
-        :func:`gradsim.lyapunov_vjp`).
+        :func:`gradsim.lyapunov_vjp`), or the gradient overflows (a window too long for its
+        top exponent: :math:`\lambda_1 T > 709`).
     """
     from .backprop import Adam
 
@@ -279,12 +280,19 @@ def _floss_updates(cell, window, k, target, updates, optimizer, state, names, cl
         x = window()
         lam = lyapunov_spectrum(cell, x, state0=state0, k=k, warmup=warmup, path=path).exponents
         mean, windows = _network_mean(lam, batch)
-        grads = lyapunov_vjp(
-            cell, x, k, np.broadcast_to(2.0 * (mean - target) / (k * windows), lam.shape), state0=state0,
-            warmup=warmup, path=path, input_gradient=False,
-        ).parameters
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is raised below
+            grads = lyapunov_vjp(
+                cell, x, k, np.broadcast_to(2.0 * (mean - target) / (k * windows), lam.shape),
+                state0=state0, warmup=warmup, path=path, input_gradient=False,
+            ).parameters
         lam = mean
         grads = {n: grads[n] for n in names}
+        if not all(np.all(np.isfinite(g)) for g in grads.values()):
+            raise FloatingPointError(
+                f"the flossing gradient overflowed float64 at flossing update {len(exponents)} (top exponent "
+                f"{np.max(lam[..., 0]):.3g} per step: back-propagation through a chaotic window grows as "
+                "exp(lambda_1 T)); use shorter windows (a batch of them for the same statistics)."
+            )
         norm = global_norm(grads, batch_shape=batch)
         clipped = norm
         if clip_norm is not None:
