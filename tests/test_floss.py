@@ -81,14 +81,16 @@ def test_fresh_windows_are_gaussian_with_the_inputs_std():
 
 def test_flossing_moves_the_top_exponent_to_the_target_within_its_standard_error():
     """The issue's requirement. A gain-2 tanh RNN (N = 32), driven by N(0, 0.3^2) input, is
-    chaotic: lambda_1 = 0.086 +- 0.003 (seed 2) and 0.078 +- 0.002 (seed 0) on a fresh
+    chaotic: lambda_1 = 0.0857 +- 0.0027 (seed 2) and 0.0754 +- 0.0022 (seed 0) on a fresh
     5000-step window. Each flossing update draws 16 fresh windows of 50 steps (warm-up 10);
     their mean exponent is flossed (a mean over windows before squaring: the loss of single
     short windows, E[lambda_w^2] = mean^2 + var, trades the mean for the variance and stops
     short of 0, by about 2.5 s.e. with 4 windows here). 100 Adam updates at 3e-3, then 100 at
     1e-3 (a second call: Adam restarts). The flossed cell's top exponent on a fresh 5000-step
     window from another initial state is then within 3 of its standard errors of 0 (observed
-    z = 1.1 and -0.7 for the two seeds)."""
+    0.0037 +- 0.0050 and 0.0022 +- 0.0036, z = 0.74 and 0.61). The run is deterministic on one
+    machine; elsewhere BLAS rounding, amplified by the chaos, changes the path, and the margin
+    (3 s.e. against the observed < 1) is what keeps the test robust to it."""
     for seed in (2, 0):
         cell = gs.make_cell("rnn", 32, 1, gain=2.0, rng=seed)
         rng = np.random.default_rng(1)
