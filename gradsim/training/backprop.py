@@ -1353,6 +1353,14 @@ class Flossing:
     There is no weight on the flossing loss: flossing updates use the flossing loss alone
     and Adam, whose steps do not depend on the loss's scale, so a weight would change only
     Adam's epsilon and the clipping threshold (scale ``clip_norm`` instead).
+
+    Unlike a diverging training update, which :func:`train_model` records and stops at, a
+    flossing update whose gradient or dynamics overflow raises ``FloatingPointError`` (from
+    :func:`gradsim.training.floss.floss`'s loop): the window is too long for the network's
+    top exponent, a setting to change rather than an outcome to record. Cost: a flossing
+    update is one :func:`gradsim.lyapunov_spectrum` and one :func:`gradsim.lyapunov_vjp` of
+    a window, about 1 to 3 BPTT updates of a 32-sequence batch of the same length
+    (``python -m gradsim.bench.floss``).
     """
 
     k: int
