@@ -394,7 +394,7 @@ def critical_init(
     Tied tanh RNNs without input are the exception to mean field at moderate N: above g = 1
     they settle on fixed points, periodic or quasi-periodic orbits with lambda_1 <= 0
     (studies/edge_of_chaos.py), so their edge lies well above the finite-N mean-field root
-    (measured: 1.35 +- 0.15 at N = 64 and 1.250 +- 0.011 at N = 256, B = 16, T = 1000, against
+    (measured: 1.35 +- 0.15 at N = 64 and 1.250 +- 0.016 at N = 256, B = 16, T = 1000, against
     1.137 and 1.060). With input noise, or with ``weights="untied"``, the measured edge agrees
     with it (tests/test_critical_init.py, studies/critical_init.py).
 
