@@ -58,6 +58,8 @@ from .numeric import (
     lyapunov_spectrum,
     lyapunov_vjp,
     LyapunovGradient,
+    critical_init,
+    CriticalInit,
     parameter_jvp,
     unroll,
     untied,
@@ -174,6 +176,9 @@ _LAZY = {
     "loss_and_output_grad": "training",
     "train_model": "training",
     "stack_models": "training",
+    "floss": "training",
+    "FlossResult": "training",
+    "Flossing": "training",
 }
 _SUBPACKAGES = ("cells", "numeric", "symbolic", "theory", "claims", "training", "interop", "workflow", "bench")
 
@@ -291,6 +296,8 @@ __all__ = [
     "LyapunovSpectrum",
     "lyapunov_vjp",
     "LyapunovGradient",
+    "critical_init",
+    "CriticalInit",
     "make_cell",
     "make_executor",
     "make_task",
@@ -343,6 +350,9 @@ __all__ = [
     "to_latex",
     "to_state_dict",
     "train_model",
+    "floss",
+    "FlossResult",
+    "Flossing",
     "TrainRecord",
     "unroll",
     "UnrolledProduct",

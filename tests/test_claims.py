@@ -77,6 +77,9 @@ EXPECTED = {
     "theory.cornn-bounded-gradients": "supported",
     "theory.curse-of-memory": "supported",
     "theory.memory-normalisation-remedy": "supported",
+    # issue 13, gradsim.claims.control
+    "theory.critical-gain-mean-field": "supported",
+    "theory.critical-gate-bias-zero-weight": "supported",
 }
 
 
@@ -133,7 +136,7 @@ def test_registry_size_ids_and_checks():
         # Each check is a module-level function of the library or of its rate-network or
         # modern-recurrence module (importable, picklable).
         assert claim.check.__module__ in ("gradsim.claims.library", "gradsim.claims.rate",
-                                          "gradsim.claims.modern")
+                                          "gradsim.claims.modern", "gradsim.claims.control")
         assert claim.check.__name__.startswith("check_")
         assert claim.check.__qualname__ == claim.check.__name__
 
