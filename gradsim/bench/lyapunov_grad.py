@@ -50,8 +50,10 @@ def _case(name: str, n: int, steps: int, seed: int = 0):
     return cell, inputs
 
 
-def run(quick: bool = False, threads: int = 1, sizes=None, steps=None, repeats=None, out=sys.stdout) -> list[dict]:
-    """Time every (cell, N) pair; print one table and return its rows."""
+def run(quick: bool = False, threads: int = 1, sizes=None, steps=None, repeats=None, out=None) -> list[dict]:
+    """Time every (cell, N) pair; print one table (to ``out``, default the current sys.stdout)
+    and return its rows."""
+    out = sys.stdout if out is None else out
     settings = dict(QUICK if quick else FULL)
     sizes = tuple(sizes or settings["sizes"])
     steps = steps or settings["steps"]

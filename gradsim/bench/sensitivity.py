@@ -67,8 +67,10 @@ def _reverse(cell, states, inputs, cotangent):
 
 
 def run(quick: bool = False, threads: int = 1, sizes=None, steps=None, repeats=None, n_input: int = 2,
-        out=sys.stdout) -> list[dict]:
-    """Time every (cell, N) pair; print one table and return its rows."""
+        out=None) -> list[dict]:
+    """Time every (cell, N) pair; print one table (to ``out``, default the current sys.stdout)
+    and return its rows."""
+    out = sys.stdout if out is None else out
     settings = dict(QUICK if quick else FULL)
     sizes = tuple(sizes or settings["sizes"])
     steps = steps or settings["steps"]
