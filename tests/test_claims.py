@@ -80,6 +80,9 @@ EXPECTED = {
     # issue 13, gradsim.claims.control
     "theory.critical-gain-mean-field": "supported",
     "theory.critical-gate-bias-zero-weight": "supported",
+    # issue 13, gradsim.claims.flossing
+    "theory.floss-exponents-at-target": "conditional",
+    "theory.floss-condition-number": "supported",
 }
 
 
@@ -136,7 +139,8 @@ def test_registry_size_ids_and_checks():
         # Each check is a module-level function of the library or of its rate-network or
         # modern-recurrence module (importable, picklable).
         assert claim.check.__module__ in ("gradsim.claims.library", "gradsim.claims.rate",
-                                          "gradsim.claims.modern", "gradsim.claims.control")
+                                          "gradsim.claims.modern", "gradsim.claims.control",
+                                          "gradsim.claims.flossing")
         assert claim.check.__name__.startswith("check_")
         assert claim.check.__qualname__ == claim.check.__name__
 

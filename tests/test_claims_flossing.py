@@ -33,8 +33,9 @@ def _rng(seed=0):
 
 def test_claims_are_well_formed():
     ids = [c.id for c in fc.FLOSSING_CLAIMS]
-    assert len(ids) == len(set(ids)) == 3
-    for claim in fc.FLOSSING_CLAIMS:
+    assert len(ids) == len(set(ids)) == 2
+    assert fc.TRAINABILITY_CLAIM.id not in ids
+    for claim in fc.FLOSSING_CLAIMS + (fc.TRAINABILITY_CLAIM,):
         assert isinstance(claim, Claim)
         assert claim.check.__module__ == "gradsim.claims.flossing"
     assert set(fc.FLOSSING_COMPARISONS) <= set(ids)

@@ -1539,3 +1539,9 @@ from .control import CONTROL_CLAIMS, CONTROL_COMPARISONS  # noqa: E402
 
 CLAIMS = CLAIMS + CONTROL_CLAIMS
 COMPARISONS.update(CONTROL_COMPARISONS)
+
+# The gradient-flossing claims (issue 13), appended in the same way.
+from .flossing import FLOSSING_CLAIMS, FLOSSING_COMPARISONS  # noqa: E402
+
+CLAIMS = CLAIMS + FLOSSING_CLAIMS
+COMPARISONS.update(FLOSSING_COMPARISONS)
