@@ -68,11 +68,9 @@ def test_condition_number_refutes_no_flossing():
     assert found.measured == 0.0
 
 
-def test_trainability_is_conditional_on_the_cell():
-    found = fc.check_floss_trainability(True, _rng())
-    assert found.verdict == "conditional", found.detail
-    assert found.measured > found.predicted
-    assert "Condition: the tanh RNN" in found.detail and "untrainable" in found.detail
+# The trainability claim's supporting run (61 s: 16 networks trained) is not repeated here: the
+# claim is outside the registry (see gradsim/claims/flossing.py) and studies/flossing.py measures
+# it; its refutation below shows the check can fail.
 
 
 def test_trainability_refuted_where_there_is_nothing_to_gain():
