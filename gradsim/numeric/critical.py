@@ -554,7 +554,7 @@ def critical_init(
     slope_bracket = (a[0], b[0]) if slope_points is None else (slope_points[0][0], slope_points[1][0])
     side, found = 0, None
     while a[0] != b[0]:
-        (ua, fa, sa), (ub, fb, sb) = a, b
+        (ua, fa, _), (ub, fb, _) = a, b
         if resolved(a, b, _SLOPE_RESOLUTION):
             slope_bracket = (ua, ub)
         if not resolved(a, b) and len(points) > 2:

@@ -34,7 +34,6 @@ while the trajectory's cotangent :math:`\bar s_t` grows as back-propagation thro
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 
