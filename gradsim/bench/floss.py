@@ -25,13 +25,14 @@ import argparse
 import sys
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from ..cells import make_cell
 from ..training.backprop import Adam, init_model, train_model
 from ..training.floss import _floss_updates
 from ..training.tasks import adding_problem
 from .ensembles import _best
+from .rate import _blas
 from .sensitivity import _sizes
 
 CELLS = {
@@ -74,7 +75,7 @@ def run(quick: bool = False, threads: int = 1, sizes=None, steps=None, updates=N
     batch = batch or settings["batch"]
     rows = []
     with threadpool_limits(limits=threads):
-        blas = ", ".join(sorted({f"{i['internal_api']} {i.get('num_threads')}" for i in threadpool_info()}))
+        blas = _blas()
         print(f"flossing updates against BPTT updates (adding problem); BLAS: {blas}; T = {steps}, k = {k}, "
               f"BPTT batch {batch}, {updates} updates per timing, best of {repeats}", file=out)
         print(f"{'cell':<6} {'N':>4} {'floss ms/upd':>13} {'bptt ms/upd':>12} {'floss/s':>9} {'bptt/s':>9} "

@@ -23,11 +23,12 @@ import argparse
 import sys
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import gradsim as gs
 
 from .ensembles import _best
+from .rate import _blas
 from .sensitivity import _sizes
 
 TARGET = 4.0  # lyapunov_vjp / lyapunov_spectrum for the same k, at most (the issue's)
@@ -60,7 +61,7 @@ def run(quick: bool = False, threads: int = 1, sizes=None, steps=None, repeats=N
     repeats = repeats or settings["repeats"]
     rows = []
     with threadpool_limits(limits=threads):
-        blas = ", ".join(sorted({f"{i['internal_api']} {i.get('num_threads')}" for i in threadpool_info()}))
+        blas = _blas()
         print(f"lyapunov_vjp against lyapunov_spectrum (same k = N/4); BLAS: {blas}; T = {steps}, "
               f"best of {repeats}", file=out)
         print(f"{'cell':<10} {'N':>5} {'k':>4} {'spectrum s':>11} {'vjp s':>9} {'vjp+x s':>9} "
